@@ -1,0 +1,34 @@
+# The two commands a new user needs: `make search` and `make test`. Both bootstrap .venv.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test test-all search lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-all: $(STAMP)
+	NASBLOCKS_SLOW=1 $(BIN)/python -m pytest
+
+search: $(STAMP)
+	$(BIN)/nasblocks search search_spaces/resnet_like.yaml
+
+lint: $(STAMP)
+	$(BIN)/ruff check nasblocks tests benchmarks
+	$(BIN)/ruff format --check nasblocks tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/presets_speed.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

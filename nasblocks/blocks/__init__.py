@@ -1,0 +1,13 @@
+"""Block declarations, one file per family. Importing this package registers every built-in."""
+
+from nasblocks.blocks import (  # noqa: F401  (imported for their registrations)
+    attention,
+    conv,
+    core,
+    inception,
+    merge,
+    mobile,
+    pooling,
+    residual,
+    unet,
+)

@@ -1,0 +1,77 @@
+"""Multi-input nodes of the layer graph: concat, add, multiply (their inputs come from ``from``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from nasblocks.blocks._shapes import same_spatial
+from nasblocks.errors import ShapeError
+from nasblocks.registry import BlockSpec, Shape, register_block
+
+_M = "nasblocks.modules.merge"
+
+
+def _shown(shapes: list[Shape]) -> str:
+    return ", ".join("x".join(map(str, s)) for s in shapes)
+
+
+@register_block("concat")
+class Concat(BlockSpec):
+    """Concatenate feature maps along the channels (Inception, UNet skips, YOLO routes)."""
+
+    module = f"{_M}:Concat"
+    arity = None
+
+    def output_shape(self, in_shapes: list[Shape]) -> Shape:
+        h, w = same_spatial(in_shapes, "concat")
+        return (sum(s[0] for s in in_shapes), h, w)
+
+    def build(self, in_channels):  # type: ignore[override]
+        return self.module_class()()
+
+
+class _SameShape(BlockSpec):
+    arity = None
+
+    def output_shape(self, in_shapes: list[Shape]) -> Shape:
+        if len({tuple(s) for s in in_shapes}) != 1:
+            raise ShapeError(f"{self.kind} inputs must have one shape, got {_shown(in_shapes)}")
+        return tuple(in_shapes[0])
+
+    def build(self, in_channels):  # type: ignore[override]
+        return self.module_class()()
+
+
+@register_block("add")
+class Add(_SameShape):
+    """Elementwise sum of inputs of one shape (residual connections, feature fusion)."""
+
+    module = f"{_M}:Add"
+
+
+@register_block("multiply")
+class Multiply(_SameShape):
+    """Elementwise product of inputs of one shape (gating)."""
+
+    module = f"{_M}:Multiply"
+
+
+@register_block("split")
+class Split(BlockSpec):
+    """Take a slice of the input channels ``[start, start + channels)`` (ShuffleNet's split)."""
+
+    module = f"{_M}:ChannelSlice"
+    start: int = Field(0, ge=0, description="First channel of the slice.")
+    channels: int = Field(ge=1, description="Number of channels kept.")
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        if self.start + self.channels > in_shape[0]:
+            raise ShapeError(
+                f"channels [{self.start}, {self.start + self.channels}) exceed the input's "
+                f"{in_shape[0]}",
+                field="channels",
+            )
+        return (self.channels, *in_shape[1:])
+
+    def build(self, in_channels):  # type: ignore[override]
+        return self.module_class()(self.start, self.channels)

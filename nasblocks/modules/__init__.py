@@ -1,0 +1,1 @@
+"""``nn.Module`` implementations of the blocks (imported only when something is built)."""

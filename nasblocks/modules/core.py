@@ -1,0 +1,75 @@
+"""Implementations of the primitive blocks that are not plain ``torch.nn`` classes."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nasblocks.modules.common import make_activation, make_norm
+
+
+class ConvNormAct(nn.Module):
+    """conv -> norm -> activation, with timm/torchvision-compatible child names."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int] = 3,
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 1,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        depthwise: bool = False,
+        bias: bool | None = None,
+        norm: str = "batch",
+        norm_eps: float = 1e-5,
+        norm_momentum: float = 0.1,
+        activation: str = "relu",
+    ) -> None:
+        super().__init__()
+        if depthwise:
+            groups = in_channels
+        if bias is None:
+            bias = norm == "none"
+        self.conv = nn.Conv2d(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            bias=bias,
+        )
+        self.bn = make_norm(norm, out_channels, norm_eps, norm_momentum)
+        self.act = make_activation(activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.bn(self.conv(x)))
+
+
+def GroupNorm(in_channels: int, num_groups: int = 32, norm_eps: float = 1e-5) -> nn.GroupNorm:  # noqa: N802
+    return nn.GroupNorm(num_groups, in_channels, eps=norm_eps)
+
+
+def Linear(in_features: int, out_features: int, bias: bool = True) -> nn.Linear:  # noqa: N802
+    return nn.Linear(in_features, out_features, bias=bias)
+
+
+class ClassifierHead(nn.Module):
+    """Global pool -> flatten -> dropout -> ``fc``; accepts a vector too (pool skipped)."""
+
+    def __init__(
+        self, in_channels: int, num_classes: int, dropout: float = 0.0, pool: str = "avg"
+    ) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1) if pool == "avg" else nn.AdaptiveMaxPool2d(1)
+        self.flatten = nn.Flatten()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.fc = nn.Linear(in_channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:  # (B, C, H, W) -> (B, C)
+            x = self.flatten(self.pool(x))
+        return self.fc(self.dropout(x))

@@ -1,0 +1,179 @@
+"""The block registry.
+
+A block is declared by a torch-free :class:`BlockSpec` (its parameters as a pydantic model and
+its shape contract) and implemented by an ``nn.Module`` whose constructor takes
+``in_channels`` followed by exactly the spec's fields. Declarations register themselves with
+``@register_block("name")``; duplicates and unknown names raise.
+
+Keeping the declaration free of torch lets ``nasblocks validate`` check a whole network's
+shapes without importing torch; the module is imported only when something is built.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from nasblocks.errors import RegistryError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+Shape = tuple[int, ...]
+"""``(C, H, W)`` for a feature map, ``(F,)`` for a flat feature vector (batch excluded)."""
+
+DEFAULTABLE = ("norm", "norm_eps", "norm_momentum", "activation")
+"""Block fields that take the model-level default unless a layer sets them."""
+
+
+class BlockSpec(BaseModel):
+    """Parameters and shape contract of one block kind.
+
+    Subclasses declare fields with ``Field(default, description=...)`` and override
+    :meth:`output_shape`. The implementation is ``module``: a class, or a
+    ``"package.module:ClassName"`` string imported on first build.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    kind: ClassVar[str] = ""
+    module: ClassVar[str | type | None] = None
+    arity: ClassVar[int | None] = 1
+    """Number of inputs; ``None`` means two or more (concat, add)."""
+    shorthand: ClassVar[str | None] = None
+    """Field set by the short form ``{conv: 64}`` (multi-input blocks: their inputs)."""
+    width_fields: ClassVar[tuple[str, ...]] = ()
+    """Channel-count fields scaled by the model's ``width_multiple``."""
+    source: ClassVar[str] = ""
+    """Paper or code the block follows, shown in ``nasblocks blocks``."""
+    examples: ClassVar[tuple[tuple[dict[str, Any], Any], ...]] = ()
+    """``(params, input_shape)`` pairs the conformance suite builds and runs (at least one)."""
+
+    # -- shape contract -------------------------------------------------------------------
+    def output_shape(self, in_shape: Any) -> Shape:
+        """Output shape from the input shape (a list of shapes when ``arity != 1``).
+
+        Must not run anything; raises :class:`nasblocks.errors.ShapeError` for inputs the
+        block cannot take (naming the field at fault).
+        """
+        raise NotImplementedError(f"block {self.kind!r} declares no shape contract")
+
+    # -- construction ---------------------------------------------------------------------
+    def module_kwargs(self) -> dict[str, Any]:
+        """Constructor arguments after ``in_channels``: by default every field."""
+        return {name: getattr(self, name) for name in type(self).model_fields}
+
+    def module_class(self) -> type[nn.Module]:
+        target = type(self).module
+        if target is None:
+            raise RegistryError(f"block {self.kind!r} names no module")
+        if isinstance(target, str):
+            mod_name, _, attr = target.partition(":")
+            target = getattr(importlib.import_module(mod_name), attr)
+        return target  # type: ignore[return-value]
+
+    def build(self, in_channels: int | list[int]) -> nn.Module:
+        """Allocate the module. ``in_channels`` is a list for multi-input blocks."""
+        return self.module_class()(in_channels, **self.module_kwargs())
+
+    def build_for(self, in_shape: Any) -> nn.Module:
+        """Allocate the module for a known input shape (what the builder calls).
+
+        Override only when the module depends on more than the channel count.
+        """
+        if type(self).arity == 1:
+            return self.build(in_shape[0])
+        return self.build([s[0] for s in in_shape])
+
+
+B = TypeVar("B", bound=type[BlockSpec])
+
+_REGISTRY: dict[str, type[BlockSpec]] = {}
+_builtins_loaded = False
+_entry_points_loaded = False
+
+
+def register_block(name: str, *, replace: bool = False) -> Callable[[B], B]:
+    """Class decorator registering a :class:`BlockSpec` under ``name``.
+
+    A second registration of the same name raises unless ``replace=True``.
+    """
+
+    def deco(cls: B) -> B:
+        if not (isinstance(cls, type) and issubclass(cls, BlockSpec)):
+            raise TypeError(f"@register_block({name!r}) expects a BlockSpec subclass, got {cls!r}")
+        if not name.isidentifier():
+            raise RegistryError(f"block name {name!r} is not a valid identifier")
+        if name in _REGISTRY and not replace and _REGISTRY[name] is not cls:
+            raise RegistryError(
+                f"block {name!r} is already registered by {_REGISTRY[name].__module__}"
+            )
+        cls.kind = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def _load_builtins() -> None:
+    global _builtins_loaded
+    if not _builtins_loaded:
+        _builtins_loaded = True
+        importlib.import_module("nasblocks.blocks")
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="nasblocks.blocks"):
+        ep.load()
+
+
+def suggest(name: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(options), n=3, cutoff=0.6)
+    if close:
+        return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
+    return ""
+
+
+def get_block(name: str) -> type[BlockSpec]:
+    """The spec class registered as ``name``; unknown names raise with suggestions."""
+    _load_builtins()
+    if name not in _REGISTRY:
+        _load_entry_points()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise RegistryError(f"unknown block {name!r}{suggest(name, _REGISTRY)}") from None
+
+
+def is_block(name: str) -> bool:
+    _load_builtins()
+    if name not in _REGISTRY:
+        _load_entry_points()
+    return name in _REGISTRY
+
+
+def block_names() -> list[str]:
+    """Every registered block name, sorted."""
+    _load_builtins()
+    _load_entry_points()
+    return sorted(_REGISTRY)
+
+
+def block_spec(kind: str, **params: Any) -> BlockSpec:
+    """Validate ``params`` for ``kind`` (pydantic errors propagate)."""
+    return get_block(kind)(**params)
+
+
+def create_block(kind: str, in_channels: int | list[int], **params: Any) -> nn.Module:
+    """Build one block by name: ``create_block("se", in_channels=64, reduction=16)``."""
+    return block_spec(kind, **params).build(in_channels)
