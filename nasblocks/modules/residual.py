@@ -1,0 +1,292 @@
+"""ResNet basic / bottleneck blocks (with SE, SK or CBAM) and the ShuffleNet v1 / v2 units.
+
+Child names and nesting follow torchvision (``resnet.BasicBlock`` / ``Bottleneck``,
+``shufflenetv2.InvertedResidual``) so its weights load strictly. Options that are off are
+parameter-free children (``nn.Identity``, an empty ``nn.Sequential``): they add no
+``state_dict`` keys and keep ``forward`` free of branches.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nasblocks.modules.attention import CBAM, SKConv, SqueezeExcite
+from nasblocks.modules.common import make_activation, make_norm
+from nasblocks.modules.merge import Add, Concat
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """Interleave the channels of ``groups`` groups (ShuffleNet): (g, C/g) -> (C/g, g)."""
+    return x.unflatten(1, (groups, -1)).transpose(1, 2).flatten(1, 2)  # (B, C, H, W)
+
+
+def _conv(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int,
+    stride: int = 1,
+    dilation: int = 1,
+    groups: int = 1,
+    bias: bool = False,
+) -> nn.Conv2d:
+    """torchvision's conv3x3 / conv1x1: 'same' padding (``dilation`` for a 3x3)."""
+    padding = (kernel_size - 1) // 2 * dilation
+    return nn.Conv2d(
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        bias=bias,
+    )
+
+
+class _ResNetBlock(nn.Module):
+    """Shortcut, attention and final activation shared by the basic and bottleneck blocks."""
+
+    def _finish_init(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int,
+        attention: str,
+        attention_reduction: int,
+        zero_init_last: bool,
+        downsample: bool | None,
+        norm: str,
+        norm_eps: float,
+        norm_momentum: float,
+        last_norm: nn.Module,
+    ) -> None:
+        if downsample is None:
+            downsample = stride != 1 or in_channels != out_channels
+        # torchvision's _make_layer shortcut: Sequential(conv1x1(stride), norm) -> downsample.0/1.
+        self.downsample: nn.Module = (
+            nn.Sequential(
+                _conv(in_channels, out_channels, 1, stride, bias=norm == "none"),
+                make_norm(norm, out_channels, norm_eps, norm_momentum),
+            )
+            if downsample
+            else nn.Identity()
+        )
+        # senet.pytorch / CBAM: attention rescales the branch after its last norm.
+        self.se = (
+            SqueezeExcite(out_channels, attention_reduction)
+            if attention == "se"
+            else nn.Identity()
+        )
+        self.cbam = (
+            CBAM(out_channels, attention_reduction) if attention == "cbam" else nn.Identity()
+        )
+        if zero_init_last and isinstance(getattr(last_norm, "weight", None), nn.Parameter):
+            nn.init.zeros_(last_norm.weight)
+
+    def _merge(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        out = self.cbam(self.se(out))
+        return self.relu(out + self.downsample(x))  # (B, C_out, H', W')
+
+
+class BasicBlock(_ResNetBlock):
+    """Two 3x3 convs; torchvision's ``BasicBlock`` (``conv1, bn1, conv2, bn2, relu``)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        stride: int = 1,
+        groups: int = 1,
+        width_per_group: int = 64,
+        dilation: int = 1,
+        first_dilation: int | None = None,
+        attention: str = "none",
+        attention_reduction: int = 16,
+        zero_init_last: bool = False,
+        downsample: bool | None = None,
+        norm: str = "batch",
+        norm_eps: float = 1e-5,
+        norm_momentum: float = 0.1,
+        activation: str = "relu",
+        expansion: int = 1,
+    ) -> None:
+        super().__init__()
+        if groups != 1 or width_per_group != 64:
+            raise ValueError("a basic block supports only groups 1 and width_per_group 64")
+        out_channels = channels * expansion
+        if attention == "sk" and out_channels != channels:
+            raise ValueError("an SK basic block keeps its width: use expansion 1")
+        bias = norm == "none"
+        self.conv1 = _conv(in_channels, channels, 3, stride, first_dilation or dilation, bias=bias)
+        self.bn1 = make_norm(norm, channels, norm_eps, norm_momentum)
+        self.conv2: nn.Module = (
+            SKConv(channels, 1, 2, _sk_reduction(attention_reduction))
+            if attention == "sk"
+            else _conv(channels, out_channels, 3, 1, dilation, bias=bias)
+        )
+        self.bn2 = make_norm(norm, out_channels, norm_eps, norm_momentum)
+        self.relu = make_activation(activation)
+        self._finish_init(
+            in_channels,
+            out_channels,
+            stride,
+            attention,
+            attention_reduction,
+            zero_init_last,
+            downsample,
+            norm,
+            norm_eps,
+            norm_momentum,
+            self.bn2,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))  # (B, channels, H', W')
+        out = self.bn2(self.conv2(out))
+        return self._merge(x, out)
+
+
+class Bottleneck(_ResNetBlock):
+    """1x1, 3x3 (stride, groups, dilation), 1x1; torchvision's ``Bottleneck`` (ResNet v1.5)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        stride: int = 1,
+        groups: int = 1,
+        width_per_group: int = 64,
+        dilation: int = 1,
+        first_dilation: int | None = None,
+        attention: str = "none",
+        attention_reduction: int = 16,
+        zero_init_last: bool = False,
+        downsample: bool | None = None,
+        norm: str = "batch",
+        norm_eps: float = 1e-5,
+        norm_momentum: float = 0.1,
+        activation: str = "relu",
+        expansion: int = 4,
+    ) -> None:
+        super().__init__()
+        width = channels * width_per_group // 64 * groups
+        out_channels = channels * expansion
+        bias = norm == "none"
+        self.conv1 = _conv(in_channels, width, 1, bias=bias)
+        self.bn1 = make_norm(norm, width, norm_eps, norm_momentum)
+        self.conv2: nn.Module = (
+            SKConv(width, stride, 2, _sk_reduction(attention_reduction))
+            if attention == "sk"
+            else _conv(width, width, 3, stride, first_dilation or dilation, groups, bias)
+        )
+        self.bn2 = make_norm(norm, width, norm_eps, norm_momentum)
+        self.conv3 = _conv(width, out_channels, 1, bias=bias)
+        self.bn3 = make_norm(norm, out_channels, norm_eps, norm_momentum)
+        self.relu = make_activation(activation)
+        self._finish_init(
+            in_channels,
+            out_channels,
+            stride,
+            attention,
+            attention_reduction,
+            zero_init_last,
+            downsample,
+            norm,
+            norm_eps,
+            norm_momentum,
+            self.bn3,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))  # (B, width, H, W)
+        out = self.relu(self.bn2(self.conv2(out)))  # (B, width, H', W')
+        out = self.bn3(self.conv3(out))  # (B, channels * expansion, H', W')
+        return self._merge(x, out)
+
+
+def _sk_reduction(attention_reduction: int) -> int:
+    # Kept equal to nasblocks.blocks.residual.sk_reduction (blocks stay importable without torch).
+    return max(1, attention_reduction // 4)
+
+
+class ShuffleNetV2Unit(nn.Module):
+    """torchvision's ShuffleNetV2 ``InvertedResidual``: children ``branch1`` and ``branch2``.
+
+    Stride 1: ``branch1`` is an empty Sequential (the identity) applied to the first half of
+    the channels, ``branch2`` to the second. Stride 2: both branches see the whole input.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        half = out_channels // 2
+        if stride == 1:
+            if in_channels != out_channels or out_channels % 2:
+                raise ValueError("a stride-1 unit needs in_channels == out_channels, even")
+            # x[:, 0:half] and x[:, half:] are torchvision's x.chunk(2, dim=1).
+            self.first, self.second = (0, half), (half, in_channels)
+            self.branch1 = nn.Sequential()
+        else:
+            self.first = self.second = (0, in_channels)
+            self.branch1 = nn.Sequential(
+                _conv(in_channels, in_channels, 3, stride, groups=in_channels),
+                nn.BatchNorm2d(in_channels),
+                _conv(in_channels, half, 1),
+                nn.BatchNorm2d(half),
+                nn.ReLU(inplace=True),
+            )
+        branch2_in = self.second[1] - self.second[0]
+        self.branch2 = nn.Sequential(
+            _conv(branch2_in, half, 1),
+            nn.BatchNorm2d(half),
+            nn.ReLU(inplace=True),
+            _conv(half, half, 3, stride, groups=half),
+            nn.BatchNorm2d(half),
+            _conv(half, half, 1),
+            nn.BatchNorm2d(half),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1 = x[:, self.first[0] : self.first[1]]
+        x2 = x[:, self.second[0] : self.second[1]]
+        out = torch.cat((self.branch1(x1), self.branch2(x2)), dim=1)  # (B, C_out, H', W')
+        return channel_shuffle(out, 2)
+
+
+class ShuffleNetV1Unit(nn.Module):
+    """ShuffleNet v1 unit: relu(merge(shortcut(x), bn3(gconv3(bn2(dw(shuffle(gconv1 ...))))))).
+
+    ``merge`` is an addition at stride 1 and a concatenation (after a 3x3 average pool in
+    ``shortcut``) at stride 2, as in the paper's Figure 2 (b) and (c).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        groups: int = 3,
+        first_group: bool = True,
+        bottleneck_ratio: float = 0.25,
+    ) -> None:
+        super().__init__()
+        mid = int(out_channels * bottleneck_ratio)
+        branch = out_channels - (in_channels if stride == 2 else 0)
+        self.groups = groups
+        self.conv1 = _conv(in_channels, mid, 1, groups=groups if first_group else 1)
+        self.bn1 = nn.BatchNorm2d(mid)
+        self.conv2 = _conv(mid, mid, 3, stride, groups=mid)
+        self.bn2 = nn.BatchNorm2d(mid)
+        self.conv3 = _conv(mid, branch, 1, groups=groups)
+        self.bn3 = nn.BatchNorm2d(branch)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut = nn.AvgPool2d(3, stride, 1) if stride == 2 else nn.Identity()
+        self.merge = Concat() if stride == 2 else Add()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))  # (B, mid, H, W)
+        out = channel_shuffle(out, self.groups)
+        out = self.bn2(self.conv2(out))  # (B, mid, H', W')
+        out = self.bn3(self.conv3(out))  # (B, out - in at stride 2, H', W')
+        return self.relu(self.merge(self.shortcut(x), out))  # (B, C_out, H', W')

@@ -1,0 +1,439 @@
+"""Turn a spec document into a frozen, validated :class:`Spec` of normalized layers.
+
+Sugar (``stem``/``stages``/``head``, ``vgg`` cfg lists) expands here into the general layer
+list, model defaults and ``$vars`` are applied, multipliers scale channels and depths, and
+every block's parameters are validated by its pydantic model. Errors point at the source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from nasblocks.blocks._shapes import make_divisible
+from nasblocks.errors import RegistryError, SpecError, YamlPath
+from nasblocks.registry import BlockSpec, get_block, suggest
+from nasblocks.spec.models import LAYER_META, SpecDocument, Vgg
+
+SUGAR_KEYS = ("vgg",)
+PATHS_KEY = "__paths__"  # private: where a sugar-generated field came from in the source
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One normalized layer: a block (possibly repeated) or a group of layers."""
+
+    name: str
+    block: BlockSpec | None
+    children: tuple[Layer, ...] | None
+    inputs: tuple[int | str, ...]
+    repeat: int = 1
+    aux: bool = False
+    path: YamlPath = ()
+    field_paths: dict[str, YamlPath] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def kind(self) -> str:
+        return self.block.kind if self.block is not None else "group"
+
+    def canonical(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "from": list(self.inputs)}
+        if self.block is not None:
+            out[self.block.kind] = self.block.model_dump(mode="json")
+        else:
+            out["layers"] = [c.canonical() for c in self.children or ()]
+        if self.repeat != 1:
+            out["repeat"] = self.repeat
+        if self.aux:
+            out["aux"] = True
+        return out
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated network: the document as written and its normalized layers."""
+
+    doc: SpecDocument
+    layers: tuple[Layer, ...]
+    raw: dict[str, Any] = field(compare=False, repr=False)
+    file: str | None = field(default=None, compare=False)
+    positions: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.doc.name
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.doc.input
+        return (c, h, w)
+
+    @property
+    def num_classes(self) -> int:
+        return self.doc.num_classes
+
+    def canonical(self) -> dict[str, Any]:
+        """Everything that determines the built module, in a stable JSON-able form."""
+        return {
+            "input": list(self.doc.input),
+            "init": self.doc.init,
+            "outputs": self.doc.outputs,
+            "layers": [layer.canonical() for layer in self.layers],
+        }
+
+    def hash(self) -> str:
+        """Identity of the architecture (same hash, same module), for search dedup."""
+        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def error(self, message: str, path: YamlPath) -> SpecError:
+        return SpecError(message, path).located(self.file, self.positions)
+
+
+# -- pydantic errors -> one located line ---------------------------------------------------
+
+
+def pydantic_error(
+    err: ValidationError, prefix: YamlPath, model: type[BaseModel] | None = None
+) -> SpecError:
+    first = err.errors()[0]
+    loc = tuple(x for x in first["loc"] if not (isinstance(x, str) and "[" in x))
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden" and loc:
+        key = loc[-1]
+        options = list(model.model_fields) if model is not None else []
+        msg = f"unknown field {key!r}{suggest(str(key), options)}"
+        if options and not suggest(str(key), options):
+            msg += f"; valid fields: {', '.join(options)}"
+    elif first["type"] == "missing":
+        msg = f"missing required field {loc[-1]!r}" if loc else "missing value"
+        loc = loc[:-1] if len(loc) > 1 else loc
+    elif "input" in first and first["type"] not in ("missing",):
+        shown = repr(first["input"])
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        msg = f"{msg} (got {shown})"
+    extra = len(err.errors()) - 1
+    if extra:
+        msg += f" (and {extra} more error{'s' if extra > 1 else ''})"
+    return SpecError(msg, (*prefix, *loc))
+
+
+# -- the parser -----------------------------------------------------------------------------
+
+
+class _Parser:
+    def __init__(self, doc: SpecDocument) -> None:
+        self.doc = doc
+        self.defaults = doc.defaults.model_dump(exclude_unset=True, exclude_none=True)
+        self.variables: dict[str, Any] = {"num_classes": doc.num_classes, **doc.vars}
+
+    # values --------------------------------------------------------------------------------
+    def substitute(self, value: Any, path: YamlPath) -> Any:
+        if isinstance(value, str) and value.startswith("$"):
+            name = value[1:]
+            if name not in self.variables:
+                raise SpecError(
+                    f"unknown variable {value!r}{suggest(name, self.variables)}", path
+                )
+            return self.variables[name]
+        if isinstance(value, dict):
+            return {k: self.substitute(v, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.substitute(v, (*path, i)) for i, v in enumerate(value)]
+        return value
+
+    def scaled_repeat(self, n: int) -> int:
+        if self.doc.depth_multiple == 1.0 or n <= 1:
+            return n
+        return max(1, round(n * self.doc.depth_multiple))
+
+    def scale_width(self, spec: BlockSpec) -> BlockSpec:
+        wm = self.doc.width_multiple
+        fields = [n for n in type(spec).width_fields if getattr(spec, n, None)]
+        if wm == 1.0 or not fields:
+            return spec
+        update = {n: make_divisible(getattr(spec, n) * wm, self.doc.round_channels,
+                                    min_value=self.doc.round_channels) for n in fields}
+        return spec.model_copy(update=update)
+
+    # layers --------------------------------------------------------------------------------
+    def layers(self, items: Any, path: YamlPath) -> tuple[Layer, ...]:
+        if not isinstance(items, list):
+            raise SpecError("expected a list of layers", path)
+        if not items:
+            raise SpecError("a layer list needs at least one layer", path)
+        out: list[Layer] = []
+        seen: dict[str, int] = {}
+        for i, item in enumerate(items):
+            layer = self.layer(item, (*path, i), i)
+            if layer.name in seen:
+                raise SpecError(
+                    f"duplicate layer name {layer.name!r} (also layer {seen[layer.name]})",
+                    (*path, i, "name"),
+                )
+            seen[layer.name] = i
+            out.append(layer)
+        return tuple(out)
+
+    def layer(self, item: Any, path: YamlPath, index: int) -> Layer:
+        if isinstance(item, str):
+            item = {item: None}
+        if not isinstance(item, dict):
+            raise SpecError(
+                "a layer is a block name or a mapping like {conv: 64}", path
+            )
+        field_paths = item.get(PATHS_KEY, {})
+        path = field_paths.get("", path)
+        meta = {k: v for k, v in item.items() if k in LAYER_META}
+        kinds = [k for k in item if k not in LAYER_META and k != PATHS_KEY]
+        name = meta.get("name", str(index))
+        if not isinstance(name, (str, int)) or isinstance(name, bool) or "." in str(name) \
+                or not str(name):
+            raise SpecError("a layer name is a non-empty string without dots", (*path, "name"))
+        name = str(name)
+        if name == "input":
+            raise SpecError("'input' is reserved for the network input", (*path, "name"))
+        repeat = meta.get("repeat", 1)
+        if not isinstance(repeat, int) or isinstance(repeat, bool) or not 1 <= repeat <= 1000:
+            raise SpecError("repeat is a whole number from 1 to 1000", (*path, "repeat"))
+        aux = meta.get("aux", False)
+        if not isinstance(aux, bool):
+            raise SpecError("aux is true or false", (*path, "aux"))
+        inputs = self.inputs(meta.get("from", -1), (*path, "from"))
+
+        if "layers" in meta:
+            if kinds:
+                raise SpecError(
+                    f"a group has `layers` and no block; found {kinds[0]!r} too", path
+                )
+            children = self.layers(meta["layers"], (*path, "layers"))
+            return Layer(name, None, children, inputs, self.scaled_repeat(repeat), aux, path)
+        if not kinds:
+            raise SpecError("a layer needs a block, e.g. {conv: 64}, or `layers`", path)
+        if len(kinds) > 1:
+            raise SpecError(
+                f"a layer has one block; found {', '.join(map(repr, kinds))} "
+                "(put parameters inside the block's mapping)",
+                (*path, kinds[1]),
+            )
+        kind = kinds[0]
+        if kind == "vgg":
+            children = self.vgg(item[kind], (*path, kind))
+            return Layer(name, None, children, inputs, 1, aux, path)
+        try:
+            cls = get_block(str(kind))
+        except RegistryError as e:
+            raise SpecError(str(e), (*path, kind)) from None
+        params = item[kind]
+        if params is None:
+            params = {}
+        elif not isinstance(params, dict):
+            if cls.arity != 1 and isinstance(params, list):  # {concat: [-1, d1]}
+                if "from" in meta:
+                    raise SpecError("give the inputs once: in `from` or as the list", path)
+                inputs = self.inputs(params, (*path, kind))
+                params = {}
+            elif cls.shorthand is None:
+                raise SpecError(
+                    f"{kind} has no short form; write its parameters as a mapping", (*path, kind)
+                )
+            else:
+                params = {cls.shorthand: params}
+        if cls.arity != 1 and len(inputs) < 2 and cls.arity is None:
+            raise SpecError(f"{kind} takes two or more inputs, e.g. {{{kind}: [-1, name]}}",
+                            (*path, "from"))
+        if cls.arity not in (None, 1) and len(inputs) != cls.arity:
+            raise SpecError(f"{kind} takes {cls.arity} inputs, got {len(inputs)}",
+                            (*path, "from"))
+        if cls.arity == 1 and len(inputs) != 1:
+            raise SpecError(f"{kind} takes one input, got {len(inputs)}", (*path, "from"))
+        spec = self.block(cls, params, (*path, kind))
+        return Layer(name, spec, None, inputs, self.scaled_repeat(repeat), aux, path,
+                     field_paths)
+
+    def block(self, cls: type[BlockSpec], params: dict, path: YamlPath) -> BlockSpec:
+        params = self.substitute(params, path)
+        for key, value in self.defaults.items():
+            if key in cls.model_fields and key not in params:
+                params[key] = value
+        if "num_classes" in cls.model_fields and "num_classes" not in params:
+            params["num_classes"] = self.doc.num_classes
+        try:
+            spec = cls.model_validate(params)
+        except ValidationError as e:
+            raise pydantic_error(e, path, cls) from None
+        return self.scale_width(spec)
+
+    def inputs(self, value: Any, path: YamlPath) -> tuple[int | str, ...]:
+        items = value if isinstance(value, list) else [value]
+        if not items:
+            raise SpecError("`from` needs at least one input", path)
+        for item in items:
+            if isinstance(item, bool) or not isinstance(item, (int, str)):
+                raise SpecError(
+                    "an input is a layer index (-1 = previous) or a layer name", path
+                )
+        return tuple(items)
+
+    # sugar ---------------------------------------------------------------------------------
+    def vgg(self, value: Any, path: YamlPath) -> tuple[Layer, ...]:
+        data = {"cfg": value} if isinstance(value, list) else value
+        try:
+            vgg = Vgg.model_validate(data)
+        except ValidationError as e:
+            raise pydantic_error(e, path if isinstance(value, dict) else path[:-1], Vgg) from None
+        items: list[Any] = []
+        pad = (vgg.kernel_size - 1) // 2
+        for i, v in enumerate(vgg.cfg):
+            src = {PATHS_KEY: {"out_channels": (*path, "cfg", i) if isinstance(value, dict)
+                               else (*path, i)}}
+            if v == "M":
+                items.append({"maxpool": {"kernel_size": 2, "stride": 2}})
+            elif v == "A":
+                items.append({"avgpool": {"kernel_size": 2, "stride": 2}})
+            else:
+                conv = {"out_channels": v, "kernel_size": vgg.kernel_size, "padding": pad}
+                items.append({"conv2d": conv, **src})
+                if vgg.norm == "batch":
+                    items.append("batchnorm")
+                if vgg.activation != "none":
+                    items.append(vgg.activation)
+        return self.layers(items, path)
+
+
+def _stage_list(value: Any, n: int, field_name: str) -> list[Any]:
+    if isinstance(value, list):
+        if len(value) != n:
+            raise SpecError(f"{field_name} has {len(value)} entries for {n} stages",
+                            ("stages", field_name))
+        return value
+    return [value] * n
+
+
+def expand_stages(doc: SpecDocument) -> list[Any]:
+    """``stem`` + ``stages`` + ``head`` -> torchvision-named layers (``conv1`` ... ``fc``)."""
+    st = doc.stages
+    assert st is not None
+    n = len(st.layers)
+    items: list[Any] = []
+    stem = doc.stem or _default_stem()
+    items += [
+        {"name": "conv1", "conv2d": {"out_channels": stem.out_channels,
+                                      "kernel_size": stem.kernel_size, "stride": stem.stride,
+                                      "padding": stem.kernel_size // 2, "bias": False},
+         PATHS_KEY: {"out_channels": ("stem", "out_channels"), "": ("stem",)}},
+        {"name": "bn1", "batchnorm": None, PATHS_KEY: {"": ("stem",)}},
+        {"name": "relu", doc.defaults.activation or "relu": None, PATHS_KEY: {"": ("stem",)}},
+    ]
+    if stem.pool != "none":
+        items.append({"name": "maxpool" if stem.pool == "max" else "avgpool",
+                      f"{stem.pool}pool": {"kernel_size": 3, "stride": 2, "padding": 1},
+                      PATHS_KEY: {"": ("stem", "pool")}})
+    widths = st.widths or [64 * 2**i for i in range(n)]
+    strides = st.strides or [1] + [2] * (n - 1)
+    names = st.names or [f"layer{i + 1}" for i in range(n)]
+    for fname, seq in (("widths", widths), ("strides", strides), ("names", names)):
+        _stage_list(seq, n, fname)
+    groups = _stage_list(st.groups, n, "groups")
+    wpg = _stage_list(st.width_per_group, n, "width_per_group")
+    dilate = _stage_list(st.dilate, n, "dilate")
+    attention = _stage_list(st.attention, n, "attention")
+    try:
+        cls = get_block(st.block)
+    except RegistryError as e:
+        raise SpecError(str(e), ("stages", "block")) from None
+    fields = cls.model_fields
+    width_key = "channels" if "channels" in fields else "out_channels"
+    if width_key not in fields or "stride" not in fields:
+        raise SpecError(f"block {st.block!r} has no channels/out_channels and stride fields, "
+                        "so it cannot form stages", ("stages", "block"))
+    dilation = 1
+    for s in range(n):
+        blocks = []
+        stride = strides[s]
+        previous_dilation = dilation
+        if dilate[s]:
+            dilation *= stride
+            stride = 1
+        for b in range(max(0, doc_depth(doc, st.layers[s]))):
+            params: dict[str, Any] = {width_key: widths[s], "stride": stride if b == 0 else 1}
+            paths: dict[str, YamlPath] = {width_key: ("stages", "widths", s)}
+            optional = {
+                "groups": (groups[s], ("stages", "groups")),
+                "width_per_group": (wpg[s], ("stages", "width_per_group")),
+                "attention": (attention[s], ("stages", "attention")),
+                "attention_reduction": (st.attention_reduction, ("stages", "attention_reduction")),
+                "expansion": (st.expansion, ("stages", "expansion")),
+                "zero_init_last": (st.zero_init_last, ("stages", "zero_init_last")),
+                "dilation": (dilation, ("stages", "dilate")),
+                "first_dilation": (previous_dilation if b == 0 else None, ("stages", "dilate")),
+            }
+            for key, (value, src) in optional.items():
+                if value is None:
+                    continue
+                if key in fields:
+                    params[key] = value
+                    paths[key] = src
+                elif value != _STAGE_NEUTRAL.get(key):
+                    raise SpecError(f"block {st.block!r} has no field {key!r}", src)
+            paths[""] = ("stages", "layers", s)
+            params.update(st.block_args)
+            blocks.append({st.block: params, PATHS_KEY: paths})
+        if blocks:
+            items.append({"name": names[s], "layers": blocks,
+                          PATHS_KEY: {"": ("stages", "layers", s)}})
+    if doc.head != "none":
+        head = doc.head or _default_head()
+        pool = "adaptive_avgpool" if head.pool == "avg" else "adaptive_maxpool"
+        at = {PATHS_KEY: {"": ("head",)}}
+        items += [{"name": "avgpool" if head.pool == "avg" else "maxpool_head", pool: 1, **at},
+                  {"name": "flatten", "flatten": None, **at}]
+        if head.dropout:
+            items.append({"name": "dropout", "dropout": head.dropout, **at})
+        items.append({"name": "fc", "linear": "$num_classes", **at})
+    return items
+
+
+_STAGE_NEUTRAL: dict[str, Any] = {
+    "groups": 1, "width_per_group": 64, "attention": "none", "attention_reduction": 16,
+    "zero_init_last": False, "dilation": 1, "first_dilation": 1,
+}
+
+
+def doc_depth(doc: SpecDocument, n: int) -> int:
+    return n if doc.depth_multiple == 1.0 or n <= 1 else max(1, round(n * doc.depth_multiple))
+
+
+def _default_stem():
+    from nasblocks.spec.models import Stem
+
+    return Stem()
+
+
+def _default_head():
+    from nasblocks.spec.models import Head
+
+    return Head()
+
+
+def normalize(doc: SpecDocument, raw: dict, file: str | None, positions: dict) -> Spec:
+    parser = _Parser(doc)
+    if doc.stages is not None:
+        if doc.layers is not None:
+            raise SpecError("give either `stages` (ResNet style) or `layers`, not both",
+                            ("layers",))
+        items = expand_stages(doc)
+        layers = parser.layers(items, ("stages",))
+    else:
+        if doc.layers is None:
+            raise SpecError("a spec needs `layers` (a layer list) or `stages` (ResNet style)")
+        if doc.stem is not None or doc.head is not None:
+            raise SpecError("`stem` and `head` go with `stages`; a layer list spells them out",
+                            ("stem" if doc.stem is not None else "head",))
+        layers = parser.layers(doc.layers, ("layers",))
+    return Spec(doc, layers, raw, file, positions)

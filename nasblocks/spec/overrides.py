@@ -1,0 +1,58 @@
+"""Dotted-path overrides: ``stages.groups=32`` on the CLI, ``**{"stages.groups": 32}`` in Python."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from nasblocks.errors import SpecError
+
+ALIASES = {"in_channels": ("input", 0)}
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``"stages.groups=32"`` -> ``("stages.groups", 32)``; the value is read as YAML."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise SpecError(f"--set expects PATH=VALUE, got {text!r}", ("--set",))
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        parsed = value
+    return key.strip(), parsed
+
+
+def apply_overrides(raw: dict, overrides: Mapping[str, Any]) -> dict:
+    out = copy.deepcopy(raw)
+    for dotted, value in overrides.items():
+        if dotted == "input_size":
+            size = [value, value] if isinstance(value, int) else list(value)
+            out["input"] = [*(out.get("input") or [3, 224, 224])[:1], *size]
+            continue
+        keys: tuple[Any, ...] = ALIASES.get(dotted) or tuple(
+            int(k) if k.lstrip("-").isdigit() else k for k in dotted.split(".")
+        )
+        if dotted in ALIASES and "input" not in out:
+            out["input"] = [3, 224, 224]
+        node: Any = out
+        for depth, key in enumerate(keys[:-1]):
+            here = keys[: depth + 1]
+            if isinstance(node, dict):
+                if key not in node or node[key] is None:
+                    node[key] = {}
+                node = node[key]
+            elif isinstance(node, list) and isinstance(key, int) and -len(node) <= key < len(node):
+                node = node[key]
+            else:
+                raise SpecError(f"override {dotted!r}: nothing at this path", here)
+        last = keys[-1]
+        if isinstance(node, dict):
+            node[last] = copy.deepcopy(value)
+        elif isinstance(node, list) and isinstance(last, int) and -len(node) <= last < len(node):
+            node[last] = copy.deepcopy(value)
+        else:
+            raise SpecError(f"override {dotted!r}: nothing at this path", keys)
+    return out

@@ -1,0 +1,151 @@
+"""Shape inference over normalized layers, before any weight exists.
+
+Resolves ``from`` references, runs every block's shape contract, and returns a :class:`Plan`
+the builder turns into modules. Every failure is a :class:`SpecError` at the layer's path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from nasblocks.errors import ShapeError, SpecError
+from nasblocks.registry import Shape
+from nasblocks.spec.layers import Layer, Spec
+
+INPUT = -1  # node index meaning "the input of this layer list"
+
+
+@dataclass(frozen=True)
+class Node:
+    """A layer with resolved inputs and known shapes."""
+
+    layer: Layer
+    inputs: tuple[int, ...]
+    in_shape: Any  # Shape, or a list of Shapes for multi-input blocks
+    out_shape: Shape
+    group: Plan | None = None  # the children of a group
+    repeat_shapes: tuple[Shape, ...] = ()  # output of each repetition
+
+    @property
+    def name(self) -> str:
+        return self.layer.name
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The shapes of one layer list (the network, or a group inside it)."""
+
+    nodes: tuple[Node, ...]
+    in_shape: Shape
+
+    @property
+    def out_shape(self) -> Shape:
+        return self.main_nodes[-1].out_shape
+
+    @property
+    def main_nodes(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if not n.layer.aux)
+
+    @property
+    def is_chain(self) -> bool:
+        """Every node takes the one before it: an ``nn.Sequential`` will do."""
+        return all(
+            n.inputs == ((i - 1) if i else INPUT,) and not n.layer.aux
+            for i, n in enumerate(self.nodes)
+        )
+
+
+def _shape_str(shape: Any) -> str:
+    if isinstance(shape, list):
+        return "[" + ", ".join(_shape_str(s) for s in shape) + "]"
+    return "x".join(map(str, shape))
+
+
+def plan_layers(layers: tuple[Layer, ...], in_shape: Shape, top: bool = False) -> Plan:
+    names = {layer.name: i for i, layer in enumerate(layers)}
+    nodes: list[Node] = []
+    for i, layer in enumerate(layers):
+        inputs = tuple(_resolve(ref, i, names, layer, layers) for ref in layer.inputs)
+        for j in inputs:
+            if j != INPUT and layers[j].aux:
+                raise SpecError(f"layer {layers[j].name!r} is an aux output; other layers "
+                                "cannot take it as input", (*layer.path, "from"))
+        if layer.aux and not top:
+            raise SpecError("aux outputs are only allowed in the top-level layer list",
+                            (*layer.path, "aux"))
+        shapes = [in_shape if j == INPUT else nodes[j].out_shape for j in inputs]
+        if layer.block is None:
+            if len(shapes) != 1:
+                raise SpecError("a group takes one input", (*layer.path, "from"))
+            group = plan_layers(layer.children or (), shapes[0])
+            outs = [group.out_shape]
+            for _ in range(layer.repeat - 1):
+                if group.out_shape != group.in_shape:
+                    raise SpecError(
+                        f"cannot repeat a group that maps {_shape_str(group.in_shape)} to "
+                        f"{_shape_str(group.out_shape)}", (*layer.path, "repeat"))
+                outs.append(group.out_shape)
+            nodes.append(Node(layer, inputs, shapes[0], outs[-1], group, tuple(outs)))
+            continue
+        arg = shapes[0] if type(layer.block).arity == 1 else shapes
+        outs = []
+        shape = arg
+        for _ in range(layer.repeat):
+            try:
+                shape = tuple(layer.block.output_shape(shape))
+            except ShapeError as e:
+                path = layer.field_paths.get(e.field or "", None)
+                if path is None:
+                    path = (*layer.path, layer.kind, e.field) if e.field else layer.path
+                raise SpecError(
+                    f"{e.message} (layer {layer.name!r}, {layer.kind}, input "
+                    f"{_shape_str(shape if outs else arg)})", path) from None
+            outs.append(shape)
+        nodes.append(Node(layer, inputs, arg, outs[-1], None, tuple(outs)))
+    return Plan(tuple(nodes), in_shape)
+
+
+def _resolve(ref: int | str, i: int, names: dict[str, int], layer: Layer,
+             layers: tuple[Layer, ...]) -> int:
+    where = (*layer.path, "from")
+    if isinstance(ref, str):
+        if ref == "input":
+            return INPUT
+        if ref.lstrip("-").isdigit():
+            ref = int(ref)
+        else:
+            if ref not in names:
+                from nasblocks.registry import suggest
+
+                raise SpecError(f"unknown layer {ref!r}{suggest(ref, names)}", where)
+            j = names[ref]
+            if j >= i:
+                raise SpecError(f"layer {ref!r} comes later; inputs must come earlier", where)
+            return j
+    j = i + ref if ref < 0 else ref
+    if ref < 0 and j == -1:
+        return INPUT
+    if j < -1 or j >= i:
+        raise SpecError(f"input {ref} points outside the earlier layers (this is layer {i})",
+                        where)
+    return j
+
+
+def plan(spec: Spec, input_shape: Shape | None = None) -> Plan:
+    """Shapes of every layer of ``spec`` for ``input_shape`` (default: the spec's input)."""
+    shape = tuple(input_shape) if input_shape is not None else spec.input_shape
+    try:
+        result = plan_layers(spec.layers, shape, top=True)
+        outputs = spec.doc.outputs
+        if outputs:
+            names = {n.name for n in result.nodes}
+            for k, name in enumerate(outputs):
+                if name not in names:
+                    from nasblocks.registry import suggest
+
+                    raise SpecError(f"unknown layer {name!r}{suggest(name, names)}",
+                                    ("outputs", k))
+        return result
+    except SpecError as e:
+        raise e.located(spec.file, spec.positions) from None
