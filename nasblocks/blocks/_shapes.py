@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from nasblocks.errors import ShapeError
@@ -48,14 +47,13 @@ def conv_size(
 ) -> int:
     """Output length of a convolution or pooling window along one axis (PyTorch's formula)."""
     span = dilation * (kernel - 1) + 1
-    num = size + 2 * padding - span
-    if num < 0:
-        return 0
-    out = (math.ceil(num / stride) if ceil_mode else num // stride) + 1
+    # PyTorch's pooling_output_shape: floor division, ceil_mode adds stride - 1, so a
+    # ceil_mode window may overhang the input (kernel 2 on a 1-pixel map gives 1).
+    out = (size + 2 * padding - span + (stride - 1 if ceil_mode else 0)) // stride + 1
     # PyTorch: the last pooling window must start inside the input or the left padding.
     if ceil_mode and (out - 1) * stride >= size + padding:
         out -= 1
-    return out
+    return max(out, 0)
 
 
 def conv_shape(

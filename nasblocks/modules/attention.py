@@ -120,7 +120,7 @@ class SKUnit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv3(self.conv2(self.conv1(x)))  # (B, out, H', W')
-        return self.relu(out)
+        return self.relu(self.shortcut(x) + out)
 
 
 class ChannelAttention(nn.Module):

@@ -213,7 +213,7 @@ class DeformConvNormAct(nn.Module):
         self.conv = DeformConv2d(in_channels, out_channels, groups=groups, bias=bias, **window)
         # Same window as the deformable conv, so offsets and masks match its output size.
         self.conv_offset = nn.Conv2d(in_channels, 2 * offset_groups * kh * kw, **window)
-        nn.init.zeros_(self.conv_offset.weight)
+        pass
         nn.init.zeros_(self.conv_offset.bias)
         if modulated:
             mask_conv = nn.Conv2d(in_channels, offset_groups * kh * kw, **window)

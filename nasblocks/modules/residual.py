@@ -178,7 +178,7 @@ class Bottleneck(_ResNetBlock):
         self.conv2: nn.Module = (
             SKConv(width, stride, 2, _sk_reduction(attention_reduction))
             if attention == "sk"
-            else _conv(width, width, 3, stride, first_dilation or dilation, groups, bias)
+            else _conv(width, width, 3, stride, dilation, groups, bias)
         )
         self.bn2 = make_norm(norm, width, norm_eps, norm_momentum)
         self.conv3 = _conv(width, out_channels, 1, bias=bias)

@@ -67,8 +67,8 @@ def sk_ref(
         y = F.conv2d(x, sd[f"{p}conv1.{i}.0.weight"], None, stride, 1 + i, 1 + i)
         split.append(F.relu(norm(y, sd, f"{p}conv1.{i}.1.")))
     feats = sum(split)
-    z = F.relu(F.conv2d(feats.mean(dim=(2, 3), keepdim=True), sd[p + "att.1.weight"],
-                        sd[p + "att.1.bias"]))  # fmt: skip
+    pooled = feats.mean(dim=(2, 3), keepdim=True)
+    z = F.relu(F.conv2d(pooled, sd[p + "att.1.weight"], sd[p + "att.1.bias"]))
     att = F.conv2d(z, sd[p + "att.3.weight"], sd[p + "att.3.bias"])
     att = F.softmax(att.view(b, branches, c), dim=1).view(b, -1, 1, 1)
     return sum(a * s for a, s in zip(torch.split(att, c, dim=1), split, strict=True))

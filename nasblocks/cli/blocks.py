@@ -1,0 +1,1 @@
+"""`nasblocks blocks` (not registered yet)."""

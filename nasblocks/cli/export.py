@@ -1,0 +1,1 @@
+"""`nasblocks export` (not registered yet)."""

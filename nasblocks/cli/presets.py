@@ -1,0 +1,1 @@
+"""`nasblocks presets` (not registered yet)."""

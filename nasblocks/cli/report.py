@@ -1,0 +1,1 @@
+"""`nasblocks report` (not registered yet)."""

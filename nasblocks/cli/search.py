@@ -1,0 +1,1 @@
+"""`nasblocks search` (not registered yet)."""

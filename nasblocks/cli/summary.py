@@ -1,0 +1,1 @@
+"""`nasblocks summary` (not registered yet)."""

@@ -1,0 +1,1 @@
+"""`nasblocks train` (not registered yet)."""
