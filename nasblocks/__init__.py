@@ -44,14 +44,14 @@ __all__ = [
 ]
 
 _LAZY = {
-    "build": "nasblocks.build",
+    "build": "nasblocks.builder",
     "summary": "nasblocks.analysis",
     "preset_names": "nasblocks.presets",
 }
 
 if TYPE_CHECKING:
     from nasblocks.analysis import summary
-    from nasblocks.build import build
+    from nasblocks.builder import build
     from nasblocks.presets import preset_names
 
 

@@ -30,6 +30,20 @@ _M = "nasblocks.modules.core"
 class Conv2d(BlockSpec):
     """A bare ``nn.Conv2d`` with PyTorch's defaults (no padding, with bias)."""
 
+    examples = (
+        ({"out_channels": 8}, (4, 9, 9)),
+        (
+            {
+                "out_channels": 6,
+                "kernel_size": [1, 3],
+                "stride": 2,
+                "padding": [0, 1],
+                "groups": 2,
+            },
+            (4, 8, 8),
+        ),
+    )
+
     module = "torch.nn:Conv2d"
     shorthand = "out_channels"
     width_fields = ("out_channels",)
@@ -57,6 +71,13 @@ class Conv(BlockSpec):
     torchvision's GoogLeNet/Inception ``BasicConv2d`` so their weights load unchanged.
     """
 
+    examples = (
+        ({"out_channels": 8}, (4, 8, 8)),
+        ({"out_channels": 8, "kernel_size": [1, 7], "stride": 2, "activation": "silu"}, (4, 9, 9)),
+        ({"out_channels": 8, "dilation": 2, "groups": 2, "norm": "group"}, (4, 8, 8)),
+        ({"out_channels": 8, "depthwise": True, "norm": "none", "activation": "none"}, (4, 8, 8)),
+    )
+
     module = f"{_M}:ConvNormAct"
     shorthand = "out_channels"
     width_fields = ("out_channels",)
@@ -68,8 +89,12 @@ class Conv(BlockSpec):
     )
     dilation: f.Stride = Field(1, description="Spacing between kernel taps (atrous convolution).")
     groups: int = Field(1, ge=1, description="Number of channel groups (ResNeXt cardinality).")
-    depthwise: bool = Field(False, description="One group per input channel (groups = in_channels).")
-    bias: bool | None = Field(None, description="Conv bias; by default only when there is no norm.")
+    depthwise: bool = Field(
+        False, description="One group per input channel (groups = in_channels)."
+    )
+    bias: bool | None = Field(
+        None, description="Conv bias; by default only when there is no norm."
+    )
     norm: f.Norm = Field("batch", description=f.NORM_DOC)
     norm_eps: float = Field(1e-5, gt=0, lt=1, description=f.EPS_DOC)
     norm_momentum: float = Field(0.1, ge=0, le=1, description=f.MOMENTUM_DOC)
@@ -108,12 +133,16 @@ class Conv(BlockSpec):
 class Pointwise(Conv):
     """A 1x1 convolution with norm and activation (channel mixing, bottleneck reduction)."""
 
+    examples = (({"out_channels": 6}, (4, 5, 5)),)
+
     kernel_size: Literal[1] = Field(1, description="Always 1.")
 
 
 @register_block("batchnorm")
 class BatchNorm(BlockSpec):
     """``nn.BatchNorm2d`` over the input channels (``nn.BatchNorm1d`` on a flat vector)."""
+
+    examples = (({}, (4, 5, 5)), ({}, (6,)))
 
     module = "torch.nn:BatchNorm2d"
     norm_eps: float = Field(1e-5, gt=0, lt=1, description=f.EPS_DOC)
@@ -139,6 +168,8 @@ class BatchNorm(BlockSpec):
 class GroupNorm(BlockSpec):
     """``nn.GroupNorm`` (Wu & He, 2018): normalization independent of the batch size."""
 
+    examples = (({"num_groups": 2}, (4, 5, 5)),)
+
     module = f"{_M}:GroupNorm"
     shorthand = "num_groups"
     num_groups: int = Field(32, ge=1, description="Number of channel groups.")
@@ -155,6 +186,8 @@ class GroupNorm(BlockSpec):
 
 class _Elementwise(BlockSpec):
     """Shape-preserving layers without parameters of their own."""
+
+    examples = (({}, (4, 5, 5)),)
 
     def output_shape(self, in_shape: Shape) -> Shape:
         return in_shape
@@ -198,6 +231,8 @@ class LeakyReLU(_Elementwise):
 class Dropout(_Elementwise):
     """``nn.Dropout`` (Srivastava et al., 2014); ``dropout2d`` drops whole channels."""
 
+    examples = (({"p": 0.2}, (4, 5, 5)), ({"p": 0.5}, (10,)))
+
     module = "torch.nn:Dropout"
     shorthand = "p"
     p: float = Field(0.5, ge=0, le=1, description="Probability of zeroing an element.")
@@ -215,6 +250,8 @@ class Dropout2d(Dropout):
 class Flatten(BlockSpec):
     """``nn.Flatten``: (C, H, W) -> (C*H*W,)."""
 
+    examples = (({}, (4, 3, 3)),)
+
     module = "torch.nn:Flatten"
 
     def output_shape(self, in_shape: Shape) -> Shape:
@@ -231,6 +268,8 @@ class Flatten(BlockSpec):
 class Linear(BlockSpec):
     """``nn.Linear`` on a flat feature vector."""
 
+    examples = (({"out_features": 5}, (12,)),)
+
     module = f"{_M}:Linear"
     shorthand = "out_features"
     out_features: int = Field(ge=1, le=1 << 20, description="Number of output features.")
@@ -245,6 +284,11 @@ class Linear(BlockSpec):
 class Classifier(BlockSpec):
     """Classification head: global average pool, flatten, dropout, linear (``fc``)."""
 
+    examples = (
+        ({"num_classes": 5, "dropout": 0.1}, (8, 4, 4)),
+        ({"num_classes": 3, "pool": "max"}, (8,)),
+    )
+
     module = f"{_M}:ClassifierHead"
     shorthand = "num_classes"
     num_classes: int = Field(ge=1, le=1 << 20, description="Number of classes.")
@@ -255,3 +299,7 @@ class Classifier(BlockSpec):
         if len(in_shape) not in (1, 3):
             raise ShapeError(f"classifier expects (C, H, W) or (F,), got {in_shape}")
         return (self.num_classes,)
+
+    def build_for(self, in_shape: Shape):  # type: ignore[override]
+        return self.module_class()(in_shape[0], **self.module_kwargs(),
+                                   flat_input=len(in_shape) == 1)

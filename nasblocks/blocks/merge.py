@@ -19,6 +19,8 @@ def _shown(shapes: list[Shape]) -> str:
 class Concat(BlockSpec):
     """Concatenate feature maps along the channels (Inception, UNet skips, YOLO routes)."""
 
+    examples = (({}, [(4, 5, 5), (3, 5, 5)]), ({}, [(2, 4, 4), (2, 4, 4), (1, 4, 4)]))
+
     module = f"{_M}:Concat"
     arity = None
 
@@ -32,6 +34,7 @@ class Concat(BlockSpec):
 
 class _SameShape(BlockSpec):
     arity = None
+    examples = (({}, [(4, 5, 5), (4, 5, 5)]), ({}, [(6,), (6,), (6,)]))
 
     def output_shape(self, in_shapes: list[Shape]) -> Shape:
         if len({tuple(s) for s in in_shapes}) != 1:
@@ -46,6 +49,7 @@ class _SameShape(BlockSpec):
 class Add(_SameShape):
     """Elementwise sum of inputs of one shape (residual connections, feature fusion)."""
 
+
     module = f"{_M}:Add"
 
 
@@ -59,6 +63,8 @@ class Multiply(_SameShape):
 @register_block("split")
 class Split(BlockSpec):
     """Take a slice of the input channels ``[start, start + channels)`` (ShuffleNet's split)."""
+
+    examples = (({"start": 2, "channels": 3}, (6, 4, 4)),)
 
     module = f"{_M}:ChannelSlice"
     start: int = Field(0, ge=0, description="First channel of the slice.")

@@ -89,7 +89,10 @@ class UNetDown(BlockSpec):
     module = f"{_M}:UNetDown"
     shorthand = "out_channels"
     width_fields = ("out_channels",)
-    examples = (({"out_channels": 16}, (8, 16, 16)), ({"out_channels": 8, "norm": "none"}, (4, 5, 7)))
+    examples = (
+        ({"out_channels": 16}, (8, 16, 16)),
+        ({"out_channels": 8, "norm": "none"}, (4, 5, 7)),
+    )
     out_channels: f.Channels = Field(description="Output channels of the double conv.")
     norm: f.Norm = Field(
         "batch", description=f.NORM_DOC + " The reference's is_batchnorm: batch or none."

@@ -1,1 +1,28 @@
-"""`nasblocks presets` (not registered yet)."""
+"""``nasblocks presets``: every preset with its parameters, FLOPs and source paper."""
+
+from __future__ import annotations
+
+from nasblocks.cli.main import add_command
+
+
+def run(args) -> int:
+    from nasblocks.analysis import count, human
+    from nasblocks.presets import preset_names
+    from nasblocks.spec import load_spec
+
+    rows = []
+    for name in preset_names():
+        spec = load_spec(name)
+        params, flops = count(spec)
+        shape = "x".join(map(str, spec.input_shape))
+        rows.append((name, human(params), human(flops), shape, spec.doc.source))
+    head = ("preset", "params", "FLOPs", "input", "source")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+    for r in [head, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4])
+    return 0
+
+
+def register(sub) -> None:
+    add_command(sub, "presets", "list presets with parameter count, FLOPs and source paper",
+                "nasblocks presets", run)

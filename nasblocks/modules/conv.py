@@ -213,17 +213,21 @@ class DeformConvNormAct(nn.Module):
         self.conv = DeformConv2d(in_channels, out_channels, groups=groups, bias=bias, **window)
         # Same window as the deformable conv, so offsets and masks match its output size.
         self.conv_offset = nn.Conv2d(in_channels, 2 * offset_groups * kh * kw, **window)
-        pass
-        nn.init.zeros_(self.conv_offset.bias)
         if modulated:
             mask_conv = nn.Conv2d(in_channels, offset_groups * kh * kw, **window)
-            nn.init.zeros_(mask_conv.weight)
-            nn.init.zeros_(mask_conv.bias)
             self.conv_mask: nn.Module = nn.Sequential(mask_conv, nn.Sigmoid())
         else:
             self.conv_mask = _NoMask()
         self.bn = make_norm(norm, out_channels, norm_eps, norm_momentum)
         self.act = make_activation(activation)
+        self.post_init()
+
+    def post_init(self) -> None:
+        """Zero the offset and mask convs (also after a model-level init scheme re-draws them)."""
+        for m in (self.conv_offset, *self.conv_mask.children()):
+            if isinstance(m, nn.Conv2d):
+                nn.init.zeros_(m.weight)
+                nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         offset = self.conv_offset(x)  # (B, 2 * offset_groups * kh * kw, H', W')

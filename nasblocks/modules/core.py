@@ -53,23 +53,32 @@ def GroupNorm(in_channels: int, num_groups: int = 32, norm_eps: float = 1e-5) ->
     return nn.GroupNorm(num_groups, in_channels, eps=norm_eps)
 
 
-def Linear(in_features: int, out_features: int, bias: bool = True) -> nn.Linear:  # noqa: N802
-    return nn.Linear(in_features, out_features, bias=bias)
+def Linear(in_channels: int, out_features: int, bias: bool = True) -> nn.Linear:  # noqa: N802
+    return nn.Linear(in_channels, out_features, bias=bias)
 
 
 class ClassifierHead(nn.Module):
-    """Global pool -> flatten -> dropout -> ``fc``; accepts a vector too (pool skipped)."""
+    """Global pool -> flatten -> dropout -> ``fc``.
+
+    ``flat_input=True`` (chosen by the builder for a vector input) drops the pooling.
+    """
 
     def __init__(
-        self, in_channels: int, num_classes: int, dropout: float = 0.0, pool: str = "avg"
+        self,
+        in_channels: int,
+        num_classes: int,
+        dropout: float = 0.0,
+        pool: str = "avg",
+        flat_input: bool = False,
     ) -> None:
         super().__init__()
-        self.pool = nn.AdaptiveAvgPool2d(1) if pool == "avg" else nn.AdaptiveMaxPool2d(1)
+        if flat_input:
+            self.pool: nn.Module = nn.Identity()
+        else:
+            self.pool = nn.AdaptiveAvgPool2d(1) if pool == "avg" else nn.AdaptiveMaxPool2d(1)
         self.flatten = nn.Flatten()
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.fc = nn.Linear(in_channels, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 4:  # (B, C, H, W) -> (B, C)
-            x = self.flatten(self.pool(x))
-        return self.fc(self.dropout(x))
+        return self.fc(self.dropout(self.flatten(self.pool(x))))  # (B, C[, H, W]) -> (B, K)

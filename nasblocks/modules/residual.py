@@ -59,7 +59,7 @@ class _ResNetBlock(nn.Module):
         norm: str,
         norm_eps: float,
         norm_momentum: float,
-        last_norm: nn.Module,
+        last_norm: str,
     ) -> None:
         if downsample is None:
             downsample = stride != 1 or in_channels != out_channels
@@ -81,8 +81,14 @@ class _ResNetBlock(nn.Module):
         self.cbam = (
             CBAM(out_channels, attention_reduction) if attention == "cbam" else nn.Identity()
         )
-        if zero_init_last and isinstance(getattr(last_norm, "weight", None), nn.Parameter):
-            nn.init.zeros_(last_norm.weight)
+        self.zero_init_last, self._last_norm = zero_init_last, last_norm
+        self.post_init()
+
+    def post_init(self) -> None:
+        """Zero the last norm's scale; ``nasblocks.init`` calls it again after its scheme."""
+        weight = getattr(getattr(self, self._last_norm), "weight", None)
+        if self.zero_init_last and isinstance(weight, nn.Parameter):
+            nn.init.zeros_(weight)
 
     def _merge(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         out = self.cbam(self.se(out))
@@ -138,7 +144,7 @@ class BasicBlock(_ResNetBlock):
             norm,
             norm_eps,
             norm_momentum,
-            self.bn2,
+            "bn2",
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -178,7 +184,7 @@ class Bottleneck(_ResNetBlock):
         self.conv2: nn.Module = (
             SKConv(width, stride, 2, _sk_reduction(attention_reduction))
             if attention == "sk"
-            else _conv(width, width, 3, stride, dilation, groups, bias)
+            else _conv(width, width, 3, stride, first_dilation or dilation, groups, bias)
         )
         self.bn2 = make_norm(norm, width, norm_eps, norm_momentum)
         self.conv3 = _conv(width, out_channels, 1, bias=bias)
@@ -195,7 +201,7 @@ class Bottleneck(_ResNetBlock):
             norm,
             norm_eps,
             norm_momentum,
-            self.bn3,
+            "bn3",
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

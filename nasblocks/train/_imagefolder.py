@@ -57,13 +57,16 @@ class ImageFiles(Dataset):
             x = x.sub_(self.mean).div_(self.std)
         return x, label
 
-    def reformatted(self, shape: Shape3, mean=None, std=None) -> ImageFiles:
+    def reformatted(
+        self,
+        shape: Shape3,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+    ) -> ImageFiles:
         return ImageFiles(self.samples, shape, mean, std)
 
 
-def load_imagefolder(
-    path: Path, *, seed: int, val_fraction: float, test: float
-) -> DatasetSplits:
+def load_imagefolder(path: Path, *, seed: int, val_fraction: float, test: float) -> DatasetSplits:
     """Splits of ``path``: its ``train``/``test`` (and ``val``) folders, or drawn from ``seed``."""
     name = f"imagefolder:{path}"
     if (path / "train").is_dir() and (path / "test").is_dir():

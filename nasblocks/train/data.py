@@ -8,7 +8,7 @@ disk and is read by a ``DataLoader``.
 Splits are fixed by ``seed``: the validation split is ``val_fraction`` of the training images,
 stratified by class; datasets without an official test split (``digits``, ``synthetic``, a
 flat ``imagefolder``) first hold out ``test_fraction`` (15 %) of all images, stratified, as
-test. ``digits`` with the defaults: 1373 train / 152 val / 272 test (≈ 76 / 9 / 15 %).
+test. ``digits`` with the defaults: 1375 train / 153 val / 269 test (≈ 76 / 9 / 15 %).
 
 Files follow torchvision's layout, so a folder torchvision filled works as ``root``
 (default ``$NASBLOCKS_DATA`` or ``~/.cache/nasblocks/datasets``)::
@@ -244,15 +244,15 @@ def prepare(
             f"cannot convert {channels_from}-channel images to {channels_to} channels "
             "(only 1 -> C by repeating and C -> 1 by averaging)"
         )
+    if splits.prepared and target == splits.input_shape:
+        if not splits.in_memory:
+            return splits
+        train, val, test = (s.to(device) for s in splits_of(splits))
+        return dataclasses.replace(splits, train=train, val=val, test=test)
     if not splits.in_memory:
         from nasblocks.train._imagefolder import prepare_files
 
         return prepare_files(splits, target)
-    if splits.prepared and target == splits.input_shape:
-        return dataclasses.replace(
-            splits, train=splits.train.to(device), val=splits.val.to(device),
-            test=splits.test.to(device),
-        )  # fmt: skip
     train, val, test = (_convert(s.images, target, device) for s in splits_of(splits))
     mean, std = _channel_stats(train)
     for images in (train, val, test):

@@ -301,6 +301,16 @@ def test_deform_conv_offsets_receive_gradients() -> None:
     assert m.conv_mask[0].weight.grad.abs().sum() > 0
 
 
+def test_deform_conv_offsets_stay_zero_after_init_scheme() -> None:
+    from nasblocks.init import apply_init
+
+    _, m, _ = build("deform_conv", (4, 8, 8), out_channels=4, modulated=True)
+    apply_init(m, "kaiming")
+    for conv in (m.conv_offset, m.conv_mask[0]):
+        assert not conv.weight.any() and not conv.bias.any()
+    assert m.conv.weight.any()
+
+
 @pytest.mark.parametrize("modulated", [False, True])
 def test_deform_conv_fx_traces(modulated: bool) -> None:
     _, m, _ = build("deform_conv", (4, 8, 8), out_channels=4, modulated=modulated)

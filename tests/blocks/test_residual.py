@@ -9,6 +9,7 @@ from torch import nn
 from torchvision.models import resnet, shufflenetv2
 
 from nasblocks.errors import ShapeError
+from nasblocks.init import apply_init
 from nasblocks.modules.attention import SKConv
 from nasblocks.registry import block_spec, create_block
 
@@ -173,6 +174,10 @@ def test_zero_init_last_makes_the_block_start_as_identity(kind: str, last: str) 
     torch.testing.assert_close(block.eval()(x), F.relu(x))
     plain = create_block(kind, 16, channels=16 if kind == "basic" else 4)
     assert torch.count_nonzero(getattr(plain, last).weight) > 0
+    # The builder's init scheme sets every norm scale to one, then calls post_init.
+    apply_init(block, "kaiming")
+    assert torch.count_nonzero(getattr(block, last).weight) == 0
+    assert torch.count_nonzero(block.bn1.weight) > 0
 
 
 def test_norm_and_activation_choices() -> None:

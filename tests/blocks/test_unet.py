@@ -202,7 +202,9 @@ def test_whole_unet_parameter_count_matches_the_reference():
     # final 1x1 conv 32*2 + 2.
     f = [32, 64, 128, 256, 512]
     expected = sum(ref_conv2_params(a, b, True) for a, b in zip([3, *f[:4]], f, strict=True))
-    expected += sum(b * a + a + ref_conv2_params(b, a, False) for a, b in zip(f[:4], f[1:]))
+    expected += sum(
+        b * a + a + ref_conv2_params(b, a, False) for a, b in zip(f[:4], f[1:], strict=True)
+    )
     expected += 32 * 2 + 2
     assert expected == 7_241_858
     assert n_params(_unet(3, 2, feature_scale=2, deconv=False)) == expected

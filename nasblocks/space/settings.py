@@ -1,0 +1,174 @@
+"""The ``search:`` section of a space file: data, training, budget, objectives and engine.
+
+It is not part of the network spec. Every field has a default, so a space file may omit the
+section; every field can be overridden on the command line (``--set search.budget.trials=5``).
+Only ``train`` may hold search nodes (training settings are searched like the architecture).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SamplerName = Literal["tpe", "random", "nsga2", "grid", "evolution"]
+PrunerName = Literal["none", "median", "successive_halving", "hyperband"]
+Metric = Literal["val_acc", "params", "flops", "latency_ms"]
+Direction = Literal["maximize", "minimize"]
+
+DIRECTIONS: dict[str, Direction] = {
+    "val_acc": "maximize", "params": "minimize", "flops": "minimize", "latency_ms": "minimize",
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSettings(_Model):
+    """Which data trials train on; images are resized to the spec's input."""
+
+    dataset: str = Field("digits", description="digits (offline default), synthetic, cifar10, "
+                         "cifar100, mnist, fashion_mnist, svhn or imagefolder:PATH.")
+    root: str | None = Field(None, description="Where dataset files live (default "
+                             "$NASBLOCKS_DATA or ~/.cache/nasblocks/datasets).")
+    download: bool = Field(True, description="Let torchvision download missing files.")
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="Share of the training images "
+                                "held out for validation (fixed by the seed).")
+    input_size: int | list[int] | None = Field(
+        None, description="Image size [H, W] (or one number) for spaces that do not set "
+        "`input`; channels come from the dataset. Default: the dataset's own size.")
+    synthetic_size: int = Field(2000, ge=20, description="Images of the synthetic dataset.")
+    synthetic_shape: list[int] = Field([3, 32, 32], min_length=3, max_length=3,
+                                       description="[C, H, W] of the synthetic dataset.")
+    synthetic_classes: int = Field(10, ge=2, description="Classes of the synthetic dataset.")
+
+    @field_validator("input_size")
+    @classmethod
+    def _size(cls, v: int | list[int] | None) -> int | list[int] | None:
+        if v is None:
+            return v
+        size = [v, v] if isinstance(v, int) else v
+        if len(size) != 2 or min(size) < 1:
+            raise ValueError("input_size is a positive number or [H, W]")
+        return v
+
+
+class Budget(_Model):
+    """How much search: finished trials, wall-clock limit, epochs per trial."""
+
+    trials: int = Field(20, ge=1, description="Stop when this many trials have finished "
+                        "(complete, pruned or infeasible), counting earlier runs of the study.")
+    timeout: float | None = Field(None, gt=0, description="Stop starting trials after this "
+                                  "many seconds of this run.")
+    epochs: int = Field(3, ge=1, description="Epochs per trial (train.epochs overrides).")
+
+
+class Constraints(_Model):
+    """Limits checked before training: a sample that breaks one is infeasible, never trained."""
+
+    max_params: float | None = Field(None, gt=0, description="Most trainable parameters.")
+    max_flops: float | None = Field(None, gt=0, description="Most FLOPs of one forward pass "
+                                    "of one image.")
+    max_latency_ms: float | None = Field(None, gt=0, description="Most milliseconds of one "
+                                         "forward pass, measured on the training device.")
+
+
+class LatencySettings(_Model):
+    """How latency is measured (only when an objective or constraint needs it)."""
+
+    batch_size: int = Field(1, ge=1, description="Images per measured forward pass.")
+    warmup: int = Field(3, ge=0, description="Untimed passes first.")
+    repeats: int = Field(10, ge=1, description="Timed passes; the median is reported.")
+
+
+class SamplerSettings(_Model):
+    """Optuna sampler. ``tpe`` (default), ``random``, ``nsga2``, ``grid`` or ``evolution``
+    (regularized evolution, Real et al. 2019)."""
+
+    name: SamplerName = Field("tpe", description="Sampler name.")
+    n_startup_trials: int | None = Field(None, ge=0, description="tpe: random trials before "
+                                         "the model is used (default 10).")
+    population_size: int | None = Field(None, ge=2, description="nsga2 / evolution: "
+                                        "population size (default 50 / 10).")
+    tournament_size: int | None = Field(None, ge=1, description="evolution: population "
+                                        "members drawn per tournament (default 3).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
+
+
+class PrunerSettings(_Model):
+    """Optuna pruner, fed the validation accuracy after every epoch (single objective only)."""
+
+    name: PrunerName = Field("median", description="Pruner name.")
+    n_startup_trials: int = Field(3, ge=0, description="median: trials finished before any "
+                                  "is pruned.")
+    n_warmup_steps: int = Field(1, ge=0, description="median: epochs before a trial can be "
+                                "pruned.")
+    min_resource: int = Field(1, ge=1, description="successive_halving / hyperband: epochs "
+                              "every trial gets.")
+    reduction_factor: int = Field(3, ge=2, description="successive_halving / hyperband: "
+                                  "1 / share of trials promoted to the next rung.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, v: Any) -> Any:
+        if v is None or v is False:
+            return {"name": "none"}
+        return {"name": v} if isinstance(v, str) else v
+
+
+class SearchSettings(_Model):
+    """Everything about a search that is not the network."""
+
+    data: DataSettings = Field(default_factory=DataSettings, description=DataSettings.__doc__)
+    train: dict[str, Any] = Field(
+        default_factory=dict, description="Training settings (fields of TrainConfig: lr, "
+        "batch_size, optimizer, weight_decay, augment ...); values may be search nodes.")
+    budget: Budget = Field(default_factory=Budget, description=Budget.__doc__)
+    objectives: list[Metric] | dict[Metric, Direction] = Field(
+        ["val_acc"], description="What to optimise: val_acc alone, or with params / flops / "
+        "latency_ms for a multi-objective search (a list uses natural directions; a mapping "
+        "gives them).")
+    constraints: Constraints = Field(default_factory=Constraints, description=Constraints.__doc__)
+    latency: LatencySettings = Field(default_factory=LatencySettings,
+                                     description=LatencySettings.__doc__)
+    sampler: SamplerSettings = Field(default_factory=SamplerSettings,
+                                     description=SamplerSettings.__doc__)
+    pruner: PrunerSettings = Field(default_factory=PrunerSettings,
+                                   description=PrunerSettings.__doc__)
+    seed: int = Field(0, description="Seeds the sampler, the data split, weight init and "
+                      "training: same seed, same trials.")
+    study_name: str | None = Field(None, description="Optuna study name (default: the space "
+                                   "file's name).")
+    storage: str | None = Field(None, description="Optuna storage URL (default "
+                                "sqlite:///OUT/study.db).")
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives(cls, v: list | dict) -> list | dict:
+        names = list(v)
+        if not names:
+            raise ValueError("give at least one objective")
+        if len(set(names)) != len(names):
+            raise ValueError("an objective is listed twice")
+        if "val_acc" not in names:
+            raise ValueError("val_acc must be one of the objectives (the others are costs)")
+        return v
+
+    def directions(self) -> list[tuple[str, Direction]]:
+        """``[(metric, direction), ...]`` in objective order."""
+        if isinstance(self.objectives, dict):
+            return list(self.objectives.items())
+        return [(m, DIRECTIONS[m]) for m in self.objectives]
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    @property
+    def needs_latency(self) -> bool:
+        return "latency_ms" in self.objectives or self.constraints.max_latency_ms is not None

@@ -1,0 +1,112 @@
+"""Conformance checks for blocks — run them on your own plugin blocks, as the built-ins do.
+
+>>> from nasblocks.testing import check_block
+>>> check_block("my_block")            # every example the block declares
+
+Each check builds the block from its declared ``examples``, and asserts:
+
+* the shape contract predicts the real output shape;
+* forward and backward run, with finite outputs and gradients;
+* the module traces with ``torch.fx.symbolic_trace`` and the trace computes the same output;
+* the module's constructor takes ``in_channels`` and exactly the spec's fields.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+from nasblocks.registry import BlockSpec, Shape, get_block
+
+
+class ConformanceError(AssertionError):
+    """A block breaks its contract."""
+
+
+def _inputs(in_shape: Any, batch: int = 2) -> list[torch.Tensor]:
+    shapes = in_shape if isinstance(in_shape, list) else [in_shape]
+    gen = torch.Generator().manual_seed(0)
+    return [torch.randn(batch, *s, generator=gen, requires_grad=True) for s in shapes]
+
+
+class _Host(nn.Module):
+    """Hosts a block for fx as a network would: torch.nn layers stay leaves, and a
+    multi-input block gets its inputs as separate arguments from one indexed list."""
+
+    def __init__(self, module: nn.Module, n: int) -> None:
+        super().__init__()
+        self.module, self.n = module, n
+
+    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        return self.module(*[xs[i] for i in range(self.n)])
+
+
+def check_signature(kind: str) -> None:
+    """The module's constructor is ``(in_channels, <the spec's fields>)``."""
+    cls = get_block(kind)
+    if cls.module is None or cls.build is not BlockSpec.build:
+        return  # a custom build() maps the fields itself
+    if isinstance(cls.module, str) and cls.module.startswith("torch."):
+        return
+    module_cls = cls.model_construct().module_class()
+    if isinstance(module_cls, type):
+        sig = list(inspect.signature(module_cls.__init__).parameters.values())[1:]
+    else:  # a factory function standing for a class
+        sig = list(inspect.signature(module_cls).parameters.values())
+    expected = ["in_channels", *cls.model_fields]
+    params = [p.name for p in sig]
+    # extra trailing arguments are allowed when they have defaults (set by a custom build_for)
+    extra_ok = all(p.default is not inspect.Parameter.empty for p in sig[len(expected):])
+    if params[: len(expected)] != expected or not extra_ok:
+        raise ConformanceError(
+            f"{kind}: {module_cls.__name__}.__init__ takes {params}, the spec has {expected}"
+        )
+
+
+def check_example(kind: str, params: dict[str, Any], in_shape: Any, trace: bool = True) -> None:
+    """Shape contract, forward/backward, finiteness and fx trace for one configuration."""
+    spec = get_block(kind)(**params)
+    predicted: Shape = tuple(spec.output_shape(in_shape))
+    module: nn.Module = spec.build_for(in_shape)
+    module.train()
+    leaves = _inputs(in_shape)
+    xs = [x * 1.0 for x in leaves]  # non-leaf, so in-place activations are allowed
+    out = module(*xs)
+    if not isinstance(out, torch.Tensor):
+        raise ConformanceError(f"{kind}{params}: forward returned {type(out).__name__}")
+    if tuple(out.shape[1:]) != predicted:
+        raise ConformanceError(
+            f"{kind}{params}: shape contract says {predicted} for input {in_shape}, "
+            f"the module gives {tuple(out.shape[1:])}"
+        )
+    if not torch.isfinite(out).all():
+        raise ConformanceError(f"{kind}{params}: non-finite output")
+    out.float().square().mean().backward()
+    for name, p in module.named_parameters():
+        if p.grad is not None and not torch.isfinite(p.grad).all():
+            raise ConformanceError(f"{kind}{params}: non-finite gradient in {name}")
+    if any(p.requires_grad for p in module.parameters()) and all(
+        p.grad is None for p in module.parameters()
+    ):
+        raise ConformanceError(f"{kind}{params}: no parameter received a gradient")
+    if trace:
+        module.eval()
+        xs = [x.detach() for x in xs]
+        with torch.no_grad():
+            expected = module(*xs)
+            got = fx.symbolic_trace(_Host(module, len(xs)))(xs)
+        torch.testing.assert_close(got, expected, msg=f"{kind}{params}: fx trace differs")
+
+
+def check_block(kind: str, trace: bool = True) -> int:
+    """Run every check on every declared example of ``kind``; returns how many ran."""
+    cls = get_block(kind)
+    if not cls.examples:
+        raise ConformanceError(f"{kind}: declares no `examples` to check")
+    check_signature(kind)
+    for params, in_shape in cls.examples:
+        check_example(kind, dict(params), in_shape, trace=trace)
+    return len(cls.examples)

@@ -1,0 +1,66 @@
+"""Registry-driven: every registered block gets the shape-contract, forward/backward,
+no-NaN, fx-trace and signature checks of ``nasblocks.testing`` for each declared example."""
+
+from __future__ import annotations
+
+import pytest
+
+from nasblocks import block_names
+from nasblocks.registry import get_block
+from nasblocks.testing import ConformanceError, check_block, check_example
+
+CASES = [(name, i) for name in block_names() for i in range(len(get_block(name).examples))]
+
+
+def test_every_block_declares_examples():
+    missing = [name for name in block_names() if not get_block(name).examples]
+    assert not missing, f"blocks without examples: {missing}"
+
+
+def test_every_block_is_documented():
+    for name in block_names():
+        cls = get_block(name)
+        assert (cls.__doc__ or "").strip(), name
+        for field, info in cls.model_fields.items():
+            assert info.description, f"{name}.{field} has no description"
+
+
+@pytest.mark.parametrize(("kind", "index"), CASES, ids=[f"{k}-{i}" for k, i in CASES])
+def test_block_conformance(kind, index):
+    params, in_shape = get_block(kind).examples[index]
+    check_example(kind, dict(params), in_shape)
+
+
+@pytest.mark.parametrize("kind", block_names())
+def test_constructor_matches_spec_fields(kind):
+    from nasblocks.testing import check_signature
+
+    check_signature(kind)
+
+
+def test_conformance_catches_a_lying_shape_contract():
+    from pydantic import Field
+
+    from nasblocks.registry import _REGISTRY, BlockSpec, register_block
+
+    @register_block("_liar")
+    class Liar(BlockSpec):
+        """Claims to double the channels but keeps them."""
+
+        module = "torch.nn:Identity"
+        examples = (({}, (4, 8, 8)),)
+        unused: int = Field(0, description="nothing")
+
+        def output_shape(self, in_shape):
+            return (in_shape[0] * 2, *in_shape[1:])
+
+        def build(self, in_channels):
+            from torch import nn
+
+            return nn.Conv2d(in_channels, in_channels, 1)
+
+    try:
+        with pytest.raises(ConformanceError, match="shape contract says"):
+            check_block("_liar")
+    finally:
+        _REGISTRY.pop("_liar")
