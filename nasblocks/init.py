@@ -40,6 +40,16 @@ def _trunc_normal(model: nn.Module, default_std: float, per_module: bool) -> Non
         _norm_ones(m)
 
 
+def _unet(model: nn.Module) -> None:
+    """Seed 003's U-Net: every conv (transposed too) kaiming fan-in, BN scale N(1, 0.02)."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
 SCHEMES: dict[str, Callable[[nn.Module], None]] = {
     "default": lambda model: None,
     # torchvision ResNet / ResNeXt / Wide ResNet
@@ -52,6 +62,8 @@ SCHEMES: dict[str, Callable[[nn.Module], None]] = {
     "googlenet": lambda model: _trunc_normal(model, 0.01, per_module=False),
     # torchvision Inception3: std 0.1 unless a module carries its own `stddev`
     "inception": lambda model: _trunc_normal(model, 0.1, per_module=True),
+    # seed 003's U-Net (weights_init_kaiming)
+    "unet": _unet,
 }
 
 

@@ -8,6 +8,7 @@ from nasblocks.blocks import (  # noqa: F401  (imported for their registrations)
     merge,
     mobile,
     pooling,
+    presets_support,
     residual,
     unet,
 )

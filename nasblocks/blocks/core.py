@@ -244,6 +244,11 @@ class Dropout2d(Dropout):
     """``nn.Dropout2d``: zeroes whole channels (spatial dropout)."""
 
     module = "torch.nn:Dropout2d"
+    examples = (({"p": 0.2}, (4, 5, 5)),)
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        feature_map(in_shape, self.kind)
+        return in_shape
 
 
 @register_block("flatten")

@@ -29,7 +29,7 @@ class Defaults(_Model):
     activation: f.Activation | None = Field(None, description=f.ACT_DOC)
 
 
-InitScheme = Literal["default", "kaiming", "vgg", "mobilenet", "googlenet", "inception"]
+InitScheme = Literal["default", "kaiming", "vgg", "mobilenet", "googlenet", "inception", "unet"]
 
 
 class Stem(_Model):
@@ -123,7 +123,8 @@ class SpecDocument(_Model):
     )
     defaults: Defaults = Field(default_factory=Defaults, description=Defaults.__doc__)
     init: InitScheme = Field("default", description="Weight initialisation scheme: default "
-                             "(PyTorch's), kaiming (ResNet), vgg, mobilenet, googlenet, inception.")
+                             "(PyTorch's), kaiming (ResNet), vgg, mobilenet, googlenet, "
+                             "inception, unet (seed 003).")
     width_multiple: float = Field(1.0, gt=0, le=16,
                                   description="Scales every channel-count field of every block.")
     depth_multiple: float = Field(1.0, gt=0, le=16,

@@ -259,8 +259,11 @@ class _Run:
         """One pass; returns the on-device loss sum, the steps taken and the images seen."""
         model, criterion, optimizer = self.model, self.criterion, self.optimizer
         scheduler, scaler, augment, autocast = (
-            self.scheduler, self.scaler, self.augment, self.autocast
-        )  # fmt: skip
+            self.scheduler,
+            self.scaler,
+            self.augment,
+            self.autocast,
+        )
         clip = self.config.grad_clip
         params = [p for group in optimizer.param_groups for p in group["params"]]
         model.train()
@@ -363,9 +366,11 @@ def _eval_batches(
         return
     fmt = torch.channels_last if channels_last else torch.preserve_format
     loader = DataLoader(
-        data, batch_size=batch, num_workers=config.loader_workers,
+        data,
+        batch_size=batch,
+        num_workers=config.loader_workers,
         pin_memory=device.type == "cuda",
-    )  # fmt: skip
+    )
     for x, y in loader:
         yield x.to(device, non_blocking=True, memory_format=fmt), y.to(device, non_blocking=True)
 

@@ -273,6 +273,8 @@ def test_resnet_block_shape_errors(kind, params, in_shape, field) -> None:
 
 
 def test_resnet_block_shapes() -> None:
+    assert block_spec("bottleneck", channels=16, groups=32, width_per_group=4).width() == 32
+    assert block_spec("bottleneck", channels=4, width_per_group=128).width() == 8
     assert block_spec("basic", channels=8, stride=2).output_shape((4, 7, 9)) == (8, 4, 5)
     assert block_spec("bottleneck", channels=8).output_shape((4, 7, 9)) == (32, 7, 9)
     assert block_spec("bottleneck", channels=8, expansion=2, stride=3).output_shape((4, 7, 9)) == (
@@ -377,3 +379,13 @@ def test_shufflenet_v1_unit_shape_errors(in_channels: int, params: dict, field: 
     with pytest.raises(ShapeError) as err:
         block_spec("shufflenet_v1_unit", **params).output_shape((in_channels, 8, 8))
     assert err.value.field == field
+
+
+def test_shufflenet_v1_dense_first_conv_takes_any_input_width() -> None:
+    # 9 input channels split into 2 groups only when the first 1x1 is grouped.
+    params = {"out_channels": 25, "stride": 2, "groups": 2}
+    with pytest.raises(ShapeError) as err:
+        block_spec("shufflenet_v1_unit", **params).output_shape((9, 8, 8))
+    assert err.value.field == "groups"
+    unit = build("shufflenet_v1_unit", (9, 8, 8), first_group=False, **params)
+    assert unit.conv1.groups == 1 and unit.conv3.out_channels == 16

@@ -63,7 +63,7 @@ def test_digits_loads_offline_with_fixed_sizes(no_network):
     assert splits.sizes() == {"train": 1375, "val": 153, "test": 269}
     assert splits.input_shape == (1, 8, 8) and splits.num_classes == 10
     assert splits.train.images.dtype == torch.float32
-    assert 0.0 <= splits.train.images.min() and splits.train.images.max() == 1.0
+    assert splits.train.images.min() >= 0.0 and splits.train.images.max() == 1.0
     assert torch.bincount(splits.test.labels, minlength=10).min() >= 25  # stratified
     assert not no_network
 
@@ -131,8 +131,12 @@ def test_prepare_averages_rgb_to_gray_and_rejects_other_channel_changes():
     rgb = load_dataset("synthetic", synthetic_shape=(3, 8, 8), synthetic_size=200)
     gray = prepare(rgb, (1, 4, 4))
     assert gray.train.images.shape[1:] == (1, 4, 4) and len(gray.mean) == 1
-    two = DatasetSplits("two", *(TensorData(torch.rand(4, 2, 4, 4), torch.zeros(4).long()),) * 3,
-                        num_classes=1, input_shape=(2, 4, 4))  # fmt: skip
+    two = DatasetSplits(
+        "two",
+        *(TensorData(torch.rand(4, 2, 4, 4), torch.zeros(4).long()),) * 3,
+        num_classes=1,
+        input_shape=(2, 4, 4),
+    )
     with pytest.raises(DatasetError, match="cannot convert 2-channel"):
         prepare(two, (3, 4, 4))
 
@@ -165,10 +169,13 @@ def _write_cifar(root: Path, cls, monkeypatch, per_file: int, classes: int) -> n
     return written
 
 
-@pytest.mark.parametrize(("name", "cls", "per_file", "classes"), [
-    ("cifar10", tv.CIFAR10, 10, 10),
-    ("cifar100", tv.CIFAR100, 50, 100),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "cls", "per_file", "classes"),
+    [
+        ("cifar10", tv.CIFAR10, 10, 10),
+        ("cifar100", tv.CIFAR100, 50, 100),
+    ],
+)
 def test_cifar_batches_are_read_by_torchvision(
     tmp_path, monkeypatch, no_network, name, cls, per_file, classes
 ):
@@ -196,10 +203,13 @@ def _write_idx(path: Path, array: np.ndarray, packed: bool) -> None:
         path.write_bytes(header + array.tobytes())
 
 
-@pytest.mark.parametrize(("name", "folder", "packed"), [
-    ("mnist", "MNIST", False),
-    ("fashion_mnist", "FashionMNIST", True),  # only the .gz files, as downloaded
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "folder", "packed"),
+    [
+        ("mnist", "MNIST", False),
+        ("fashion_mnist", "FashionMNIST", True),  # only the .gz files, as downloaded
+    ],
+)
 def test_mnist_idx_files_are_read_by_torchvision(tmp_path, no_network, name, folder, packed):
     raw = tmp_path / folder / "raw"
     raw.mkdir(parents=True)

@@ -167,10 +167,15 @@ def test_fit_leaves_global_rng_alone(splits):
 def test_optimizers_and_schedules_train(splits, optimizer, schedule):
     lr = 0.05 if optimizer == "sgd" else 0.01
     config = TrainConfig(
-        epochs=2, optimizer=optimizer, schedule=schedule, warmup_epochs=0.5,
-        label_smoothing=0.1, grad_clip=1.0, max_train_batches=4,
+        epochs=2,
+        optimizer=optimizer,
+        schedule=schedule,
+        warmup_epochs=0.5,
+        label_smoothing=0.1,
+        grad_clip=1.0,
+        max_train_batches=4,
         **{**FAST, "lr": lr},
-    )  # fmt: skip
+    )
     result = fit(tiny_net(), splits, config)
     assert all(math.isfinite(h["train_loss"]) for h in result.history)
     last_lr = result.history[-1]["lr"]
@@ -180,17 +185,23 @@ def test_optimizers_and_schedules_train(splits, optimizer, schedule):
 
 def test_lr_factor_shapes():
     assert [lr_factor("constant", s, warmup=4, total=10) for s in range(5)] == [
-        0.25, 0.5, 0.75, 1.0, 1.0,
-    ]  # fmt: skip
+        0.25,
+        0.5,
+        0.75,
+        1.0,
+        1.0,
+    ]
     cosine = [lr_factor("cosine", s, warmup=0, total=10) for s in range(11)]
     assert cosine[0] == 1.0 and cosine[5] == pytest.approx(0.5) and cosine[10] == 0.0
-    assert all(a >= b for a, b in zip(cosine, cosine[1:]))
+    assert all(a >= b for a, b in zip(cosine, cosine[1:], strict=False))
     one = [lr_factor("onecycle", s, warmup=0, total=10) for s in range(11)]
     assert one[0] == pytest.approx(1 / 25) and one[3] == 1.0 and one[10] == pytest.approx(4e-6)
 
 
 def test_bf16_autocast_on_cpu_runs(splits):
-    result = fit(tiny_net(), splits, TrainConfig(epochs=1, amp="bf16", max_train_batches=2, **FAST))
+    result = fit(
+        tiny_net(), splits, TrainConfig(epochs=1, amp="bf16", max_train_batches=2, **FAST)
+    )
     assert result.amp == "bfloat16" and math.isfinite(result.history[0]["train_loss"])
 
 
@@ -218,9 +229,9 @@ def test_random_crop_is_a_shifted_window_of_the_padded_image():
 def test_random_flip_mirrors_about_half():
     x = torch.randn(64, 3, 4, 4)
     out = random_flip(x, torch.Generator().manual_seed(0))
-    flipped = [torch.equal(o, i.flip(-1)) for o, i in zip(out, x)]
-    kept = [torch.equal(o, i) for o, i in zip(out, x)]
-    assert all(f or k for f, k in zip(flipped, kept))
+    flipped = [torch.equal(o, i.flip(-1)) for o, i in zip(out, x, strict=True)]
+    kept = [torch.equal(o, i) for o, i in zip(out, x, strict=True)]
+    assert all(f or k for f, k in zip(flipped, kept, strict=True))
     assert 16 < sum(flipped) < 48
 
 

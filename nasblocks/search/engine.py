@@ -1,0 +1,419 @@
+"""The embedded Optuna backend: a study on SQLite (or any Optuna storage) that resumes.
+
+One call of :func:`search` opens (or creates) the study, fails and re-queues the trials a
+dead process left RUNNING, then runs trials until the budget's number of *finished* trials
+(COMPLETE + PRUNED, infeasible ones included: they are PRUNED) is reached, or the timeout.
+Each trial is :class:`Objective`: sample -> candidate (validated, measured, constraints
+checked, deduplicated) -> :func:`~nasblocks.search.trial.run_trial` -> values.
+
+How outcomes are recorded, so that samplers learn from all of them:
+
+========================  =========  ===================================================
+outcome                   state      user attrs / system attrs
+========================  =========  ===================================================
+trained                   COMPLETE   val_acc, n_params, flops, spec, spec_hash, ...
+same spec + settings      as found   duplicate_of: the trial whose result is reused
+invalid spec / settings,  PRUNED     infeasible: reason; Optuna constraints > 0 (TPE
+constraint broken                    ranks such trials below every feasible one; NSGA-II
+                                     and evolution never select them as parents)
+stopped by the pruner     PRUNED     pruned_at: epoch (intermediate values kept)
+diverged (NaN/inf loss)   PRUNED     diverged: reason (a bad configuration, not a crash)
+out of memory, exception  FAIL       error: reason, traceback: last lines
+process died (RUNNING)    FAIL       error; re-queued once as a new trial (retry_of)
+========================  =========  ===================================================
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from nasblocks.errors import SearchError, SpecError
+from nasblocks.search import results
+from nasblocks.search.candidate import (
+    DataInfo,
+    Infeasible,
+    complete_spec,
+    make_candidate,
+    train_settings,
+)
+from nasblocks.search.progress import Progress
+from nasblocks.search.samplers import OptunaSource, make_pruner, make_sampler
+from nasblocks.search.trial import DataHandle, run_trial
+from nasblocks.space import FirstSource, RandomSource, SearchSpace, load_space
+from nasblocks.space.nodes import Choice
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+MAX_RETRIES = 1  # a trial whose process died is re-run once; a second death is final
+MAX_FAILS_IN_A_ROW = 5
+
+
+class TrialFailed(SearchError):
+    """A trial that raised: recorded as FAIL with its reason; the study goes on."""
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """What a finished :func:`search` returns (the files are under ``out``)."""
+
+    out: Path
+    study_name: str
+    storage: str
+    best_trial: int | None
+    best_values: tuple[float, ...] | None
+    test_acc: float | None
+    finished: int
+    elapsed_s: float
+
+
+def search(
+    space: SearchSpace | str | Path,
+    *,
+    overrides: dict[str, Any] | None = None,
+    out: str | Path | None = None,
+    storage: str | None = None,
+    progress: bool | None = None,
+    exclusive: bool = True,
+) -> SearchOutcome:
+    """Run (or resume) the search a space file describes; write the results under ``out``.
+
+    ``out`` defaults to ``experiments/runs/<space name>``; ``storage`` to
+    ``sqlite:///OUT/study.db``. ``progress``: a live line on a terminal, log lines otherwise
+    (None decides from the stream), False for silence. ``exclusive``: this process is the
+    study's only worker, so trials left RUNNING are certainly dead (issue 5's workers pass
+    False and rely on heartbeats).
+    """
+    if not isinstance(space, SearchSpace):
+        space = load_space(space, overrides)
+    settings = space.settings
+    out = Path(out) if out is not None else Path("experiments") / "runs" / space.name
+    out.mkdir(parents=True, exist_ok=True)
+    data = DataHandle.from_settings(settings.data, settings.seed)
+    shape, classes = data.info()
+    info = DataInfo(shape, classes)
+    check_space(space, info)
+    study, url = open_study(space, out, storage)
+    if exclusive:
+        recover(study)
+    results.write_run_file(out, space, url, study.study_name, data)
+    target = settings.budget.trials
+    show = Progress(target, space.name, settings, enabled=progress)
+    objective = Objective(space, data, info, out, show)
+    start = time.perf_counter()
+    show.start(study, data)
+    stopper = _Stopper(target)
+    try:
+        if stopper.finished(study) < target:
+            with _quiet_optuna():
+                study.optimize(
+                    objective,
+                    timeout=settings.budget.timeout,
+                    callbacks=[stopper, lambda s, t: results.prune_weights(s, out), show],
+                    catch=(TrialFailed,),
+                )
+    finally:
+        show.close()
+        results.write_outputs(study, out)
+    test_acc = results.evaluate_best(study, out, data)
+    from nasblocks.search.report import write_report
+
+    write_report(study, out)
+    if stopper.error is not None:
+        raise SearchError(stopper.error)
+    best = results.best_trial(study)
+    outcome = SearchOutcome(
+        out=out, study_name=study.study_name, storage=url,
+        best_trial=best.number if best else None,
+        best_values=tuple(best.values) if best else None, test_acc=test_acc,
+        finished=stopper.finished(study), elapsed_s=time.perf_counter() - start,
+    )
+    show.summary(outcome, best)
+    return outcome
+
+
+# -- before the first trial -------------------------------------------------------------------
+
+
+def check_space(space: SearchSpace, info: DataInfo, samples: int = 24) -> None:
+    """Refuse a space none of whose samples is valid (a typo, a misplaced field), located.
+
+    A space some samples of which fail is fine: those become infeasible trials.
+    """
+    from pydantic import ValidationError
+
+    from nasblocks.spec import load_spec
+    from nasblocks.train import TrainConfig
+
+    first: SpecError | None = None
+    sources = [FirstSource(), *(RandomSource(space.settings.seed + i) for i in range(samples))]
+    for source in sources:
+        sample = space.sample(source)
+        try:
+            load_spec(complete_spec(sample.spec, info, space.settings))
+        except SpecError as e:
+            first = first or e
+            continue
+        try:
+            TrainConfig.model_validate(train_settings(sample.train, space.settings))
+        except ValidationError as e:
+            err = e.errors()[0]
+            first = first or SpecError(err["msg"], ("search", "train", *err["loc"]))
+            continue
+        return
+    assert first is not None
+    where = first.path
+    note = "" if not space.nodes else f" (true of all {len(sources)} samples tried)"
+    raise space.locate(SpecError(first.message + note, where))
+
+
+def storage_url(out: Path, storage: str | None) -> str:
+    return storage or f"sqlite:///{(out / 'study.db').resolve()}"
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """An Optuna storage for ``url`` (SQLite waits for locks instead of failing)."""
+    try:
+        if url.startswith("sqlite:"):
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs={"connect_args": {"timeout": 60}})
+        return optuna.storages.get_storage(url)
+    except (ValueError, ImportError, RuntimeError) as e:
+        raise SearchError(f"cannot open storage {url!r}: {e}") from None
+    except Exception as e:  # sqlalchemy errors: unreachable server, bad URL
+        raise SearchError(f"cannot open storage {url!r}: {type(e).__name__}: {e}") from None
+
+
+def open_study(
+    space: SearchSpace, out: Path, storage: str | None = None
+) -> tuple[optuna.Study, str]:
+    """Create or load the study; the sampler is seeded by seed + trials already run, so a
+    resumed study does not replay the draws of its first run."""
+    settings = space.settings
+    url = storage_url(out, storage or settings.storage)
+    name = settings.study_name or space.name
+    objectives = settings.directions()
+    directions = [d for _, d in objectives]
+    with _quiet_optuna():
+        study = optuna.create_study(storage=open_storage(url), study_name=name,
+                                    directions=directions, load_if_exists=True)
+    have = [d.name.lower() for d in study.directions]
+    stored = study.user_attrs.get("objectives")
+    wanted = [m for m, _ in objectives]
+    if have != directions or (stored is not None and stored != wanted):
+        raise SearchError(
+            f"study {name!r} in {url} optimises {stored or have}, this space asks for "
+            f"{wanted} ({', '.join(directions)}); use another --out or study_name")
+    if stored is None:
+        study.set_user_attr("objectives", wanted)
+        study.set_user_attr("space", space.file or space.name)
+        study.set_user_attr("dataset", settings.data.dataset)
+    seed = settings.seed + len(study.get_trials(deepcopy=False))
+    study.sampler = make_sampler(space, seed)
+    study.pruner = make_pruner(settings.pruner, max_epochs(space), settings.multi_objective)
+    return study, url
+
+
+def max_epochs(space: SearchSpace) -> int:
+    epochs = space.train.get("epochs", space.settings.budget.epochs)
+    if isinstance(epochs, int):
+        return epochs
+    if isinstance(epochs, Choice):
+        return max(o for o in epochs.options if isinstance(o, int))
+    return int(getattr(epochs, "high", space.settings.budget.epochs))
+
+
+def recover(study: optuna.Study, max_retries: int = MAX_RETRIES) -> list[int]:
+    """Fail the trials a dead process left RUNNING (and the interrupted ones), re-queue them.
+
+    Returns the numbers re-queued. Call only when no other worker is running on the study.
+    """
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study._storage.set_trial_user_attr(t._trial_id, "error",
+                                           "left RUNNING by a process that stopped")
+        with _quiet_optuna():
+            study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    queued = []
+    for t in trials:
+        if t.state != TrialState.FAIL or t.number in retried:
+            continue
+        died = t.user_attrs.get("error") == "left RUNNING by a process that stopped"
+        if not (died or t.user_attrs.get("interrupted")):
+            continue
+        depth = t.user_attrs.get("retry_depth", 0)
+        if depth >= max_retries:
+            continue
+        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number,
+                                                  "retry_depth": depth + 1})
+        queued.append(t.number)
+    return queued
+
+
+# -- one trial ----------------------------------------------------------------------------
+
+
+class Objective:
+    """``study.optimize``'s objective: one trial from sample to values (see module doc)."""
+
+    def __init__(
+        self, space: SearchSpace, data: DataHandle, info: DataInfo, out: Path,
+        progress: Progress | None = None,
+    ) -> None:
+        self.space, self.data, self.info, self.out = space, data, info, out
+        self.settings = space.settings
+        self.objectives = self.settings.directions()
+        self.progress = progress
+
+    def __call__(self, trial: optuna.Trial) -> float | list[float]:
+        try:
+            return self._run(trial)
+        except KeyboardInterrupt:
+            trial.set_user_attr("interrupted", True)
+            raise
+
+    def _run(self, trial: optuna.Trial) -> float | list[float]:
+        start = time.perf_counter()
+        if self.progress is not None:
+            self.progress.trial_started(trial.number)
+        sample = self.space.sample(OptunaSource(trial))
+        trial.set_user_attr("spec", complete_spec(sample.spec, self.info, self.settings))
+        try:
+            cand = make_candidate(sample, self.settings, self.info)
+        except Infeasible as e:
+            trial.set_user_attr("infeasible", e.reason)
+            for key, value in e.violations.items():
+                trial.set_constraint(key, value)
+            raise optuna.TrialPruned(e.reason) from None
+        attrs: dict[str, Any] = {
+            "spec_hash": cand.spec_hash, "trial_key": cand.key, "n_params": cand.params,
+            "flops": cand.flops, "train": cand.config.model_dump(mode="json"),
+        }
+        if cand.latency_ms is not None:
+            attrs["latency_ms"] = cand.latency_ms
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        original = find_duplicate(trial.study, cand.key, trial.number)
+        if original is not None:
+            return self._reuse(trial, original, cand.costs)
+        try:
+            outcome = run_trial(cand.spec, cand.config, self.data,
+                                self._reporter(trial, cand.config.epochs),
+                                keep_weights=True)
+        except Exception as e:
+            self._record_error(trial, e)
+            raise AssertionError("unreachable") from e  # _record_error raises
+        for key, value in outcome.metrics.items():
+            trial.set_user_attr(key, value)
+        trial.set_user_attr("duration_s", time.perf_counter() - start)
+        if outcome.pruned:
+            trial.set_user_attr("pruned_at", int(outcome.metrics["epochs"]))
+            raise optuna.TrialPruned(f"pruned after epoch {int(outcome.metrics['epochs'])}")
+        values = [outcome.metrics["val_acc"] if m == "val_acc" else cand.costs[m]
+                  for m, _ in self.objectives]
+        if outcome.state_dict is not None and results.worth_keeping(trial.study, values):
+            path = results.save_weights(self.out, trial.number, outcome.state_dict)
+            trial.set_user_attr("weights", path)
+        return values[0] if len(values) == 1 else values
+
+    def _reporter(
+        self, trial: optuna.Trial, epochs: int
+    ) -> Callable[[int, dict[str, float]], bool]:
+        multi = self.settings.multi_objective
+
+        def report(epoch: int, metrics: dict[str, float]) -> bool:
+            if self.progress is not None:
+                self.progress.epoch(trial.number, epoch, epochs, metrics)
+            if multi:  # Optuna prunes single-objective studies only
+                return False
+            trial.report(metrics["val_acc"], epoch)
+            return trial.should_prune()
+
+        return report
+
+    def _reuse(self, trial: optuna.Trial, original: FrozenTrial,
+               costs: dict[str, float]) -> float | list[float]:
+        number = original.user_attrs.get("duplicate_of", original.number)
+        trial.set_user_attr("duplicate_of", number)
+        for key in ("val_acc", "best_val_acc", "val_loss", "train_loss", "epochs",
+                    "train_time_s", "images_per_s", "weights", "pruned_at", "diverged"):
+            if key in original.user_attrs:
+                trial.set_user_attr(key, original.user_attrs[key])
+        trial.set_user_attr("duration_s", 0.0)
+        if original.state == TrialState.PRUNED:
+            raise optuna.TrialPruned(f"same architecture and settings as trial {number}, "
+                                     "which was pruned")
+        values = [original.user_attrs["val_acc"] if m == "val_acc" else costs[m]
+                  for m, _ in self.objectives]
+        return values[0] if len(values) == 1 else values
+
+    def _record_error(self, trial: optuna.Trial, error: Exception) -> None:
+        from nasblocks.train import DivergedError, TrainOutOfMemoryError
+
+        if isinstance(error, DivergedError):
+            trial.set_user_attr("diverged", str(error))
+            raise optuna.TrialPruned(str(error)) from None
+        if isinstance(error, TrainOutOfMemoryError):
+            trial.set_user_attr("error", f"out of memory: {error}")
+            raise TrialFailed(str(error)) from None
+        reason = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+        trial.set_user_attr("error", reason)
+        tb = traceback.format_exception(type(error), error, error.__traceback__)
+        trial.set_user_attr("traceback", "".join(tb)[-4000:])
+        raise TrialFailed(reason) from error
+
+
+def find_duplicate(study: optuna.Study, key: str, number: int) -> FrozenTrial | None:
+    """A finished, trained trial with the same key (architecture + training settings)."""
+    for t in study.get_trials(deepcopy=False, states=FINISHED):
+        if t.number != number and t.user_attrs.get("trial_key") == key \
+                and "infeasible" not in t.user_attrs and "error" not in t.user_attrs:
+            if t.state == TrialState.COMPLETE or "pruned_at" in t.user_attrs \
+                    or "diverged" in t.user_attrs:
+                return t
+    return None
+
+
+# -- stopping and logging ---------------------------------------------------------------------
+
+
+class _Stopper:
+    """Stops the study when ``target`` trials have finished, or after repeated failures."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.fails = 0
+        self.error: str | None = None
+
+    def finished(self, study: optuna.Study) -> int:
+        return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.fails = self.fails + 1 if trial.state == TrialState.FAIL else 0
+        if self.fails >= MAX_FAILS_IN_A_ROW:
+            self.error = (f"{self.fails} trials in a row failed; the last one: "
+                          f"{trial.user_attrs.get('error', 'unknown error')}")
+            study.stop()
+        elif self.finished(study) >= self.target:
+            study.stop()
+
+
+@contextmanager
+def _quiet_optuna():
+    """nasblocks prints its own progress; Optuna's per-trial INFO/WARNING lines would
+    duplicate it (the reasons are in the trials' user attributes)."""
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(level)
+

@@ -1,0 +1,156 @@
+"""What a running search shows: a live line on a terminal, one log line per trial otherwise.
+
+The live line is rewritten in place (``\\r``) every epoch::
+
+    [ 7/20] best 0.9803 (#5) | trial 8 epoch 2/3 val_acc 0.912 | 1m12s elapsed, ETA 2m10s
+
+Not on a terminal (CI logs, ``| tee``), each finished trial prints one line instead.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO, TYPE_CHECKING, Any
+
+from optuna.trial import FrozenTrial, TrialState
+
+if TYPE_CHECKING:
+    import optuna
+
+    from nasblocks.search.trial import DataHandle
+    from nasblocks.space import SearchSettings
+
+
+def fmt_time(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+class Progress:
+    """Optuna callback (after each trial) plus per-epoch updates from the objective."""
+
+    def __init__(self, total: int, name: str, settings: SearchSettings,
+                 enabled: bool | None = None, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = enabled is not False
+        self.live = bool(enabled is not False and _isatty(self.stream))
+        self.total, self.name, self.settings = total, name, settings
+        self.start_time = time.perf_counter()
+        self.done_at_start = 0
+        self.done = 0
+        self.best: tuple[float, int] | None = None
+        self.current = ""
+        self.maximize = settings.directions()[0][1] == "maximize"
+
+    # -- events ------------------------------------------------------------------------------
+    def start(self, study: optuna.Study, data: DataHandle) -> None:
+        self.start_time = time.perf_counter()
+        finished = [t for t in study.get_trials(deepcopy=False)
+                    if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        self.done_at_start = self.done = len(finished)
+        for t in finished:
+            self._track_best(t)
+        s = self.settings
+        resumed = f", resuming with {self.done} finished" if self.done else ""
+        self._print(f"search {self.name}: {self.total} trials on {data.dataset}, "
+                    f"sampler {s.sampler.name}, pruner {s.pruner.name}, "
+                    f"objectives {', '.join(m for m, _ in s.directions())}{resumed}")
+
+    def trial_started(self, number: int) -> None:
+        self.current = f"trial {number} starting"
+        self._refresh()
+
+    def epoch(self, number: int, epoch: int, epochs: int | None,
+              metrics: dict[str, float]) -> None:
+        of = f"/{epochs}" if epochs else ""
+        self.current = f"trial {number} epoch {epoch}{of} val_acc {metrics['val_acc']:.3f}"
+        self._refresh()
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        from nasblocks.search.results import status
+
+        if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+            self.done += 1
+        self._track_best(trial)
+        self.current = ""
+        a = trial.user_attrs
+        acc = f" val_acc {a['val_acc']:.4f}" if a.get("val_acc") is not None else ""
+        size = f" params {a['n_params']:,}" if a.get("n_params") is not None else ""
+        secs = (trial.datetime_complete - trial.datetime_start).total_seconds() \
+            if trial.datetime_complete and trial.datetime_start else 0.0
+        self._print(f"[{self.done:>{len(str(self.total))}}/{self.total}] trial {trial.number} "
+                    f"{status(trial)}{acc}{size} ({secs:.1f}s) | {self._best_text()} | "
+                    f"{self._time_text()}")
+
+    def close(self) -> None:
+        if self.live:
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def summary(self, outcome: Any, best: FrozenTrial | None) -> None:
+        if not self.enabled:
+            return
+        lines = [f"finished {outcome.finished} trials in {fmt_time(outcome.elapsed_s)}"]
+        if best is not None:
+            from nasblocks.search.results import describe
+
+            lines.append(f"best: {describe(best)}")
+        if outcome.test_acc is not None:
+            lines.append(f"test accuracy of the best: {outcome.test_acc:.4f}")
+        lines.append(f"results: {outcome.out}/report.md, {outcome.out}/best.yaml")
+        for line in lines:
+            self._print(line)
+
+    # -- text --------------------------------------------------------------------------------
+    def _track_best(self, trial: FrozenTrial) -> None:
+        if trial.state != TrialState.COMPLETE or trial.values is None:
+            return
+        if trial.constraints and any(v > 0 for v in trial.constraints.values()):
+            return
+        value = trial.values[0]
+        if self.best is None or (value > self.best[0] if self.maximize else
+                                 value < self.best[0]):
+            self.best = (value, trial.number)
+
+    def _best_text(self) -> str:
+        if self.best is None:
+            return "best -"
+        return f"best {self.best[0]:.4f} (#{self.best[1]})"
+
+    def _time_text(self) -> str:
+        elapsed = time.perf_counter() - self.start_time
+        ran = self.done - self.done_at_start
+        left = max(0, self.total - self.done)
+        eta = fmt_time(elapsed / ran * left) if ran else "?"
+        return f"{fmt_time(elapsed)} elapsed, ETA {eta}"
+
+    def _refresh(self) -> None:
+        if not self.live:
+            return
+        width = len(str(self.total))
+        parts = [f"[{self.done:>{width}}/{self.total}]", self._best_text()]
+        if self.current:
+            parts.append(self.current)
+        parts.append(self._time_text())
+        self.stream.write("\r\033[K" + " | ".join(parts))
+        self.stream.flush()
+
+    def _print(self, line: str) -> None:
+        if not self.enabled:
+            return
+        if self.live:
+            self.stream.write("\r\033[K")
+        self.stream.write(line + "\n")
+        self.stream.flush()
+        if self.live:
+            self._refresh()
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

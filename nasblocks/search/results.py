@@ -1,0 +1,284 @@
+"""The files a search leaves in OUT, all derived from the study (so they can be rebuilt).
+
+``trials.csv`` (one row per trial), ``best.yaml`` + ``best.pt`` (the best trial's concrete,
+buildable spec and trained weights), ``pareto/trial_<n>.yaml`` for several objectives,
+``run.json`` (where the study lives), ``trials/<n>.pt`` (weights, pruned to the best / the
+Pareto front as the search goes). Trial data lives in the trials' user attributes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import optuna
+import yaml
+from optuna.trial import FrozenTrial, TrialState
+
+from nasblocks.errors import SearchError
+
+if TYPE_CHECKING:
+    from nasblocks.search.trial import DataHandle
+    from nasblocks.space import SearchSpace
+
+RUN_FILE = "run.json"
+WEIGHTS_DIR = "trials"
+
+
+# -- the study and its best trials -----------------------------------------------------------
+
+
+def objective_names(study: optuna.Study) -> list[str]:
+    names = study.user_attrs.get("objectives")
+    return list(names) if names else ["val_acc"] + [f"objective_{i}" for i in
+                                                      range(1, len(study.directions))]
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    """Single objective: Optuna's best (feasible) trial. Several: the most accurate trial of
+    the Pareto front."""
+    try:
+        if len(study.directions) == 1:
+            return study.best_trial
+        front = study.best_trials
+    except ValueError:
+        return None
+    if not front:
+        return None
+    acc = objective_names(study).index("val_acc") if "val_acc" in objective_names(study) else 0
+    return max(front, key=lambda t: (t.values[acc], -t.number))
+
+
+def pareto_trials(study: optuna.Study) -> list[FrozenTrial]:
+    if len(study.directions) == 1:
+        return []
+    return sorted(study.best_trials, key=lambda t: t.number)
+
+
+def worth_keeping(study: optuna.Study, values: list[float]) -> bool:
+    """Would a trial with ``values`` be the best (or on the Pareto front) so far?"""
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    done = [t for t in done if all(v <= 0 for v in t.constraints.values())]
+    signs = [1.0 if d == optuna.study.StudyDirection.MAXIMIZE else -1.0
+             for d in study.directions]
+    mine = [s * v for s, v in zip(signs, values)]
+    for t in done:
+        theirs = [s * v for s, v in zip(signs, t.values)]
+        if len(values) == 1:
+            if theirs[0] >= mine[0]:
+                return False
+        elif all(a >= b for a, b in zip(theirs, mine)) and theirs != mine:
+            return False
+    return True
+
+
+# -- weights ---------------------------------------------------------------------------------
+
+
+def save_weights(out: Path, number: int, state_dict: dict[str, Any]) -> str:
+    """Write ``OUT/trials/<number>.pt`` atomically; return its path relative to OUT."""
+    import torch
+
+    folder = out / WEIGHTS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{number}.pt"
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save(state_dict, tmp)
+    tmp.replace(path)
+    return f"{WEIGHTS_DIR}/{number}.pt"
+
+
+def prune_weights(study: optuna.Study, out: Path) -> None:
+    """Delete the weights of finished trials that are no longer best / on the front."""
+    folder = out / WEIGHTS_DIR
+    if not folder.is_dir():
+        return
+    keep_trials = pareto_trials(study) or [t for t in [best_trial(study)] if t is not None]
+    keep = {t.user_attrs.get("weights") for t in keep_trials}
+    finished = {t.number for t in study.get_trials(deepcopy=False)
+                if t.state.is_finished()}
+    for path in folder.glob("*.pt"):
+        if not path.stem.isdigit() or int(path.stem) not in finished:
+            continue  # a running trial's weights, or not ours
+        if f"{WEIGHTS_DIR}/{path.name}" not in keep:
+            path.unlink(missing_ok=True)
+
+
+# -- files -----------------------------------------------------------------------------------
+
+
+def write_run_file(out: Path, space: SearchSpace, storage: str, study_name: str,
+                   data: DataHandle) -> None:
+    """``run.json``: what `nasblocks report OUT` needs to find the study again."""
+    import dataclasses
+
+    info = {
+        "space": space.file, "space_name": space.name, "storage": storage,
+        "study_name": study_name, "data": dataclasses.asdict(data),
+        "settings": space.settings.model_dump(mode="json"),
+    }
+    (out / RUN_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    (out / "space.yaml").write_text(
+        f"# The search space as run (after --set overrides), from {space.file}\n"
+        + yaml.safe_dump(space.raw, sort_keys=False))
+
+
+def read_run_file(out: Path) -> dict[str, Any]:
+    path = Path(out) / RUN_FILE
+    if not path.is_file():
+        raise SearchError(f"{out}: no {RUN_FILE} here; is this a search output folder?")
+    return json.loads(path.read_text())
+
+
+def load_study(out: Path) -> optuna.Study:
+    """The study of a search output folder (read from its run.json)."""
+    from nasblocks.search.engine import _quiet_optuna, open_storage
+
+    run = read_run_file(out)
+    with _quiet_optuna():
+        try:
+            return optuna.load_study(study_name=run["study_name"],
+                                     storage=open_storage(run["storage"]))
+        except KeyError as e:
+            raise SearchError(f"study {run['study_name']!r} not found in {run['storage']}") \
+                from e
+
+
+def status(t: FrozenTrial) -> str:
+    """One readable word or phrase for how a trial ended."""
+    a = t.user_attrs
+    if "duplicate_of" in a:
+        return f"duplicate of {a['duplicate_of']}" + (
+            " (pruned)" if t.state == TrialState.PRUNED else "")
+    if t.state == TrialState.COMPLETE:
+        return "ok"
+    if t.state == TrialState.PRUNED:
+        if "infeasible" in a:
+            return f"infeasible: {a['infeasible']}"
+        if "diverged" in a:
+            return f"diverged: {a['diverged']}"
+        return f"pruned at epoch {a.get('pruned_at', '?')}"
+    if t.state == TrialState.FAIL:
+        return f"failed: {a.get('error', t.system_attrs.get('fail_reason', 'unknown'))}"
+    return t.state.name.lower()
+
+
+def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """One row per trial: number, state, status, objectives and costs, duration, hash, and
+    every sampled parameter (under its YAML-path name)."""
+    names = objective_names(study)
+    fixed = ["number", "state", "status", "val_acc", "n_params", "flops", "latency_ms",
+             "epochs", "duration_s", "spec_hash"]
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        a = t.user_attrs
+        row: dict[str, Any] = {"number": t.number, "state": t.state.name, "status": status(t)}
+        for name in names:
+            if name not in ("val_acc", "params", "flops", "latency_ms"):
+                row[name] = t.values[names.index(name)] if t.values else None
+        row["val_acc"] = a.get("val_acc")
+        row["n_params"] = a.get("n_params")
+        row["flops"] = a.get("flops")
+        row["latency_ms"] = a.get("latency_ms")
+        row["epochs"] = a.get("epochs")
+        if t.datetime_start and t.datetime_complete:
+            row["duration_s"] = round((t.datetime_complete - t.datetime_start)
+                                      .total_seconds(), 3)
+        row["spec_hash"] = a.get("spec_hash")
+        for key, value in t.params.items():
+            row[key if key not in fixed else f"param:{key}"] = value
+        rows.append(row)
+    return rows
+
+
+def write_trials_csv(study: optuna.Study, path: Path) -> list[dict[str, Any]]:
+    rows = trial_rows(study)
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns or ["number"], restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+    return rows
+
+
+def spec_yaml(t: FrozenTrial, header: str) -> str:
+    spec = t.user_attrs["spec"]
+    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+    return "\n".join(lines) + "\n" + yaml.safe_dump(spec, sort_keys=False)
+
+
+def describe(t: FrozenTrial) -> str:
+    a = t.user_attrs
+    parts = [f"trial {t.number}"]
+    if a.get("val_acc") is not None:
+        parts.append(f"val_acc {a['val_acc']:.4f}")
+    if a.get("n_params") is not None:
+        parts.append(f"{a['n_params']:,} params")
+    if a.get("flops") is not None:
+        from nasblocks.analysis import human
+
+        parts.append(f"{human(a['flops'])} FLOPs")
+    if a.get("latency_ms") is not None:
+        parts.append(f"{a['latency_ms']:.2f} ms")
+    return ", ".join(parts)
+
+
+def write_outputs(study: optuna.Study, out: Path) -> FrozenTrial | None:
+    """trials.csv, best.yaml + best.pt, pareto/*.yaml; returns the best trial."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_trials_csv(study, out / "trials.csv")
+    best = best_trial(study)
+    if best is None:
+        return None
+    dataset = study.user_attrs.get("dataset", "digits")
+    epochs = best.user_attrs.get("train", {}).get("epochs", 3)
+    header = (f"Best architecture of study {study.study_name!r}: {describe(best)}\n"
+              f"Train it again: nasblocks train best.yaml --dataset {dataset} "
+              f"--epochs {epochs}")
+    (out / "best.yaml").write_text(spec_yaml(best, header))
+    weights = best.user_attrs.get("weights")
+    if weights and (out / weights).is_file():
+        shutil.copyfile(out / weights, out / "best.pt")
+    else:  # never leave an older trial's weights beside this best.yaml
+        (out / "best.pt").unlink(missing_ok=True)
+    front = pareto_trials(study)
+    if front:
+        folder = out / "pareto"
+        folder.mkdir(exist_ok=True)
+        for old in folder.glob("*.yaml"):
+            old.unlink()
+        for t in front:
+            text = spec_yaml(t, f"Pareto-optimal architecture: {describe(t)}\n"
+                                f"weights: {t.user_attrs.get('weights', 'not kept')}")
+            (folder / f"trial_{t.number}.yaml").write_text(text)
+    return best
+
+
+def evaluate_best(study: optuna.Study, out: Path, data: DataHandle) -> float | None:
+    """Test accuracy of the best trial's weights (computed once per best trial, stored in the
+    study's ``best_test`` user attribute)."""
+    best = best_trial(study)
+    if best is None or not (out / "best.pt").is_file():
+        return None
+    stored = study.user_attrs.get("best_test")
+    if stored and stored.get("trial") == best.number:
+        return stored.get("test_acc")
+    import torch
+
+    from nasblocks.search.trial import evaluate_weights
+    from nasblocks.train import TrainConfig
+
+    config = TrainConfig.model_validate(best.user_attrs["train"])
+    weights = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
+    scores = evaluate_weights(best.user_attrs["spec"], weights, config, data, "test")
+    study.set_user_attr("best_test", {"trial": best.number, "test_acc": scores["acc"],
+                                      "test_loss": scores["loss"],
+                                      "images": int(scores.get("images", 0))})
+    return scores["acc"]
