@@ -233,7 +233,8 @@ def prepare(
     1 -> C channels by repeating or C -> 1 by averaging, and normalised with the per-channel
     mean / std of the converted train split. In-memory splits end up as float32 on ``device``
     (one copy); file-backed splits get a per-image transform instead. Already-prepared splits
-    of the right shape are only moved.
+    of the right shape are only moved; preparing them for another shape normalises them again
+    (``mean`` / ``std`` then describe the once-normalised images).
     """
     target = tuple(int(s) for s in input_shape) if input_shape is not None else splits.input_shape
     if len(target) != 3 or min(target) < 1:

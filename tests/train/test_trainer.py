@@ -14,9 +14,11 @@ from torch import nn
 
 from nasblocks.errors import NasBlocksError
 from nasblocks.train import (
+    DatasetSplits,
     DivergedError,
     TensorData,
     TrainConfig,
+    TrainingError,
     TrainOutOfMemoryError,
     evaluate,
     fit,
@@ -160,6 +162,23 @@ def test_fit_leaves_global_rng_alone(splits):
     torch.manual_seed(123)
     fit(model, splits, TrainConfig(epochs=1, max_train_batches=1, **FAST))
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_fit_prepares_raw_uint8_splits_itself(splits):
+    def as_uint8(data: TensorData) -> TensorData:
+        return TensorData((data.images * 40 + 128).clamp(0, 255).to(torch.uint8), data.labels)
+
+    raw = DatasetSplits(
+        "raw", as_uint8(splits.train), as_uint8(splits.val), as_uint8(splits.test), 4, (1, 8, 8)
+    )
+    result = fit(tiny_net(), raw, TrainConfig(epochs=1, max_train_batches=2, **FAST))
+    assert math.isfinite(result.history[0]["train_loss"]) and not raw.prepared
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without CUDA")
+def test_asking_for_missing_cuda_is_a_training_error(splits):
+    with pytest.raises(TrainingError, match="no CUDA device"):
+        fit(tiny_net(), splits, TrainConfig(device="cuda"))
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])

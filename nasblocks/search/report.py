@@ -1,0 +1,345 @@
+"""``OUT/report.md`` with PNG plots, rebuilt from the study alone (`nasblocks report OUT`).
+
+Plots use matplotlib's object API on the Agg canvas (no pyplot, no display, no global
+backend switch): optimization history, accuracy against parameters, the Pareto front for
+several objectives, and parameter importances (Optuna's fANOVA; skipped, with the reason,
+when fewer than two trials completed or no parameter varies).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from nasblocks.search import results
+
+TOP = 10
+
+
+def write_report(study: optuna.Study, out: Path) -> Path:
+    """Write ``report.md`` and its PNGs into ``out``; return the report's path."""
+    out = Path(out)
+    trials = study.get_trials(deepcopy=False)
+    names = results.objective_names(study)
+    acc_index = names.index("val_acc") if "val_acc" in names else 0
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and _feasible(t)]
+    best = results.best_trial(study)
+    front = results.pareto_trials(study)
+    run = _run_info(out)
+    plots: list[tuple[str, str]] = []
+    notes: list[str] = []
+    if _plot_history(trials, acc_index, out / "history.png"):
+        plots.append(("Optimization history", "history.png"))
+    if _plot_acc_params(complete, best, front, out / "acc_vs_params.png"):
+        plots.append(("Validation accuracy against parameters", "acc_vs_params.png"))
+    if front and _plot_pareto(complete, front, names, acc_index, out / "pareto.png"):
+        plots.append(("Pareto front", "pareto.png"))
+    importances, why = param_importances(study, acc_index)
+    if importances and _plot_importances(importances, out / "importances.png"):
+        plots.append(("Parameter importances (fANOVA, validation accuracy)", "importances.png"))
+    elif why:
+        notes.append(f"Parameter importances: not computed — {why}.")
+
+    lines = [f"# Search report: {study.study_name}", ""]
+    lines += _overview(study, trials, run)
+    lines += _best_section(study, best, out)
+    for title, file in plots:
+        lines += [f"## {title}", "", f"![{title}]({file})", ""]
+    lines += notes + ([""] if notes else [])
+    lines += _top_table(complete, acc_index)
+    if front:
+        lines += ["## Pareto front", "",
+                  f"{len(front)} architectures, one file each in `pareto/`:", ""]
+        lines += _table(front, [f"pareto/trial_{t.number}.yaml" for t in front])
+    if importances:
+        lines += ["## Parameter importances", "", "| parameter | importance |", "|---|---:|"]
+        lines += [f"| `{k}` | {v:.3f} |" for k, v in importances.items()] + [""]
+    lines += _problems(trials)
+    storage = run.get("storage", "")
+    lines += ["## Reproduce", "",
+              f"- Regenerate this report: `nasblocks report {out}`",
+              f"- Browse the study: `optuna-dashboard {storage}`" if storage else "",
+              f"- Train the best again: `nasblocks train {out}/best.yaml --dataset "
+              f"{study.user_attrs.get('dataset', 'digits')}`", ""]
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+# -- text ------------------------------------------------------------------------------------
+
+
+def _overview(study: optuna.Study, trials: list[FrozenTrial], run: dict) -> list[str]:
+    settings = run.get("settings", {})
+    counts = collections.Counter(_kind(t) for t in trials)
+    spans = [t for t in trials if t.datetime_start and t.datetime_complete]
+    wall = ""
+    if spans:
+        begin = min(t.datetime_start for t in spans)
+        end = max(t.datetime_complete for t in spans)
+        from nasblocks.search.progress import fmt_time
+
+        wall = f", {fmt_time((end - begin).total_seconds())} from first start to last finish"
+    directions = ", ".join(f"{n} ({d.name.lower()})" for n, d in
+                           zip(results.objective_names(study), study.directions))
+    out = [
+        f"- Space: `{run.get('space') or study.user_attrs.get('space', '?')}`",
+        f"- Data: {study.user_attrs.get('dataset', '?')}",
+        f"- Objectives: {directions}",
+    ]
+    if settings:
+        out.append(f"- Sampler: {settings['sampler']['name']}, pruner: "
+                   f"{settings['pruner']['name']}, seed {settings['seed']}, "
+                   f"{settings['budget']['epochs']} epochs per trial")
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    out += [f"- Trials: {len(trials)} ({kinds}){wall}", ""]
+    return out
+
+
+def _best_section(study: optuna.Study, best: FrozenTrial | None, out: Path) -> list[str]:
+    if best is None:
+        return ["## Best architecture", "", "No trial completed yet.", ""]
+    a = best.user_attrs
+    lines = ["## Best architecture", "", f"**{results.describe(best)}**", ""]
+    test = study.user_attrs.get("best_test")
+    if test and test.get("trial") == best.number:
+        lines.append(f"- Test accuracy: **{test['test_acc']:.4f}** "
+                     f"({test.get('images', '?')} held-out test images, scored once)")
+    else:
+        lines.append("- Test accuracy: not evaluated for this trial")
+    weights = "`best.pt`" if (out / "best.pt").is_file() else "not kept"
+    lines += [f"- Spec: `best.yaml` (buildable: `nasblocks.build('{out}/best.yaml')`), "
+              f"weights: {weights}",
+              f"- Spec hash: `{a.get('spec_hash')}`"]
+    if a.get("duplicate_of") is not None:
+        lines.append(f"- Same architecture and settings as trial {a['duplicate_of']}")
+    train = a.get("train", {})
+    if train:
+        keys = ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule")
+        lines.append("- Training: " + ", ".join(f"{k} {train[k]}" for k in keys if k in train))
+    lines += ["", "| parameter | value |", "|---|---|"]
+    lines += [f"| `{k}` | {_short(v)} |" for k, v in best.params.items()] + [""]
+    return lines
+
+
+def _top_table(complete: list[FrozenTrial], acc_index: int) -> list[str]:
+    if not complete:
+        return []
+    ranked = sorted(complete, key=lambda t: (-t.values[acc_index], t.number))
+    seen: set[Any] = set()
+    unique = []
+    for t in ranked:  # one row per architecture + settings
+        key = t.user_attrs.get("trial_key", t.number)
+        if key not in seen:
+            seen.add(key)
+            unique.append(t)
+    top = unique[:TOP]
+    lines = [f"## Top {len(top)} architectures", ""]
+    return lines + _table(top, None)
+
+
+def _table(trials: list[FrozenTrial], files: list[str] | None) -> list[str]:
+    from nasblocks.analysis import human
+
+    head = "| # | trial | val_acc | params | FLOPs | latency ms | key choices |"
+    rule = "|---:|---:|---:|---:|---:|---:|---|"
+    if files:
+        head += " file |"
+        rule += "---|"
+    lines = [head, rule]
+    for i, t in enumerate(trials, 1):
+        a = t.user_attrs
+        acc = f"{a['val_acc']:.4f}" if a.get("val_acc") is not None else "-"
+        params = human(a["n_params"]) if a.get("n_params") is not None else "-"
+        flops = human(a["flops"]) if a.get("flops") is not None else "-"
+        lat = f"{a['latency_ms']:.2f}" if a.get("latency_ms") is not None else "-"
+        choices = "; ".join(f"{k}={_short(v)}" for k, v in t.params.items())
+        row = f"| {i} | {t.number} | {acc} | {params} | {flops} | {lat} | {choices} |"
+        if files:
+            row += f" `{files[i - 1]}` |"
+        lines.append(row)
+    return lines + [""]
+
+
+def _problems(trials: list[FrozenTrial]) -> list[str]:
+    reasons = collections.Counter()
+    for t in trials:
+        kind = _kind(t)
+        if kind in ("infeasible", "failed", "diverged"):
+            text = results.status(t)
+            reasons[text[:160]] += 1
+    if not reasons:
+        return []
+    lines = ["## Infeasible, diverged and failed trials", "", "| count | reason |", "|---:|---|"]
+    lines += [f"| {n} | {r.replace('|', '/')} |" for r, n in reasons.most_common(15)]
+    return lines + [""]
+
+
+def _kind(t: FrozenTrial) -> str:
+    a = t.user_attrs
+    if "duplicate_of" in a:
+        return "duplicates"
+    if t.state == TrialState.COMPLETE:
+        return "complete"
+    if t.state == TrialState.PRUNED:
+        if "infeasible" in a:
+            return "infeasible"
+        return "diverged" if "diverged" in a else "pruned"
+    if t.state == TrialState.FAIL:
+        return "failed"
+    return t.state.name.lower()
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    if isinstance(value, float):
+        text = f"{value:.4g}"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _feasible(t: FrozenTrial) -> bool:
+    return all(v <= 0 for v in t.constraints.values())
+
+
+def _run_info(out: Path) -> dict:
+    try:
+        return results.read_run_file(out)
+    except Exception:
+        return {}
+
+
+# -- importances -----------------------------------------------------------------------------
+
+
+def param_importances(study: optuna.Study, acc_index: int = 0) -> tuple[dict[str, float], str]:
+    """``({param: importance}, "")``, or ``({}, why not)``."""
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if _feasible(t)]
+    if len(done) < 2:
+        return {}, f"{len(done)} completed trial{'s' if len(done) != 1 else ''}, need 2"
+    import warnings
+
+    from optuna.importance import FanovaImportanceEvaluator, get_param_importances
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            imp = get_param_importances(
+                study, evaluator=FanovaImportanceEvaluator(seed=0),
+                target=lambda t: t.values[acc_index])
+    except (ValueError, RuntimeError, ZeroDivisionError, IndexError) as e:
+        return {}, f"Optuna could not compute them ({e})"
+    imp = {k: float(v) for k, v in imp.items() if math.isfinite(v)}
+    if not imp:
+        return {}, "no parameter is shared by every completed trial and varies among them"
+    return imp, ""
+
+
+# -- plots -----------------------------------------------------------------------------------
+
+
+def _figure(width: float = 6.4, height: float = 4.0):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def _plot_history(trials: list[FrozenTrial], acc_index: int, path: Path) -> bool:
+    points = [(t.number, t.values[acc_index]) for t in trials
+              if t.state == TrialState.COMPLETE and t.values and _feasible(t)]
+    pruned = [(t.number, t.intermediate_values[max(t.intermediate_values)]) for t in trials
+              if t.state == TrialState.PRUNED and t.intermediate_values]
+    if not points and not pruned:
+        return False
+    fig = _figure()
+    ax = fig.add_subplot()
+    if pruned:
+        ax.scatter(*zip(*pruned), marker="x", color="0.6", label="pruned (last epoch)")
+    if points:
+        ax.scatter(*zip(*points), color="tab:blue", label="complete")
+        best, xs, ys = -math.inf, [], []
+        for n, v in sorted(points):
+            best = max(best, v)
+            xs.append(n)
+            ys.append(best)
+        ax.step(xs, ys, where="post", color="tab:red", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("Optimization history")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.savefig(path)
+    return True
+
+
+def _plot_acc_params(complete: list[FrozenTrial], best: FrozenTrial | None,
+                     front: list[FrozenTrial], path: Path) -> bool:
+    pts = [(t.user_attrs["n_params"], t.user_attrs["val_acc"], t.number) for t in complete
+           if t.user_attrs.get("n_params") and t.user_attrs.get("val_acc") is not None]
+    if not pts:
+        return False
+    fig = _figure()
+    ax = fig.add_subplot()
+    ax.scatter([p[0] for p in pts], [p[1] for p in pts], color="tab:blue", alpha=0.7,
+               label="trials")
+    on_front = {t.number for t in front}
+    if on_front:
+        f = sorted(p for p in pts if p[2] in on_front)
+        ax.plot([p[0] for p in f], [p[1] for p in f], "o-", color="tab:orange",
+                label="Pareto front")
+    if best is not None and best.user_attrs.get("n_params"):
+        ax.scatter([best.user_attrs["n_params"]], [best.user_attrs["val_acc"]], s=160,
+                   facecolors="none", edgecolors="tab:red", linewidths=2,
+                   label=f"best (trial {best.number})")
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("Accuracy against size")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.savefig(path)
+    return True
+
+
+def _plot_pareto(complete: list[FrozenTrial], front: list[FrozenTrial], names: list[str],
+                 acc_index: int, path: Path) -> bool:
+    others = [i for i in range(len(names)) if i != acc_index]
+    if not others or not complete:
+        return False
+    fig = _figure(4.8 * len(others), 4.0)
+    on_front = {t.number for t in front}
+    for k, i in enumerate(others, 1):
+        ax = fig.add_subplot(1, len(others), k)
+        rest = [t for t in complete if t.number not in on_front]
+        if rest:
+            ax.scatter([t.values[i] for t in rest], [t.values[acc_index] for t in rest],
+                       color="0.6", alpha=0.7, label="dominated")
+        f = sorted(front, key=lambda t: t.values[i])
+        ax.plot([t.values[i] for t in f], [t.values[acc_index] for t in f], "o-",
+                color="tab:orange", label="Pareto front")
+        if all(t.values[i] > 0 for t in complete):
+            ax.set_xscale("log")
+        ax.set_xlabel(names[i])
+        ax.set_ylabel("validation accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right")
+    fig.suptitle("Pareto front")
+    fig.savefig(path)
+    return True
+
+
+def _plot_importances(importances: dict[str, float], path: Path) -> bool:
+    items = list(importances.items())[:15][::-1]
+    fig = _figure(6.4, 0.8 + 0.35 * len(items))
+    ax = fig.add_subplot()
+    ax.barh([k for k, _ in items], [v for _, v in items], color="tab:green")
+    ax.set_xlabel("importance")
+    ax.set_title("Parameter importances")
+    fig.savefig(path)
+    return True
