@@ -1,7 +1,12 @@
-"""Presets: the standard networks as short YAML specs (``nasblocks.build("resnet50")``)."""
+"""Presets: the standard networks as short YAML specs (``nasblocks.build("resnet50")``).
+
+Each ``NAME.yaml`` here is a complete spec; ``preset_info`` reads the few header fields a
+listing needs without validating or building anything (and without torch).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from nasblocks.errors import SpecError
@@ -9,17 +14,49 @@ from nasblocks.errors import SpecError
 PRESET_DIR = Path(__file__).parent
 
 
+@dataclass(frozen=True)
+class PresetInfo:
+    """The header of a preset file: what it is and where it comes from."""
+
+    name: str
+    description: str
+    source: str
+    input: tuple[int, ...]
+    num_classes: int
+    path: Path
+
+
 def preset_names() -> list[str]:
+    """Every preset name, sorted."""
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
 def preset_path(name: str) -> Path:
+    """The YAML file of preset ``name``; unknown names raise with the closest valid ones."""
     path = PRESET_DIR / f"{name}.yaml"
     if not path.is_file():
         from nasblocks.registry import suggest
 
         raise SpecError(
             f"no such file or preset {name!r}{suggest(name, preset_names())}",
-            file=name, line=1, column=1,
+            file=name,
+            line=1,
+            column=1,
         )
     return path
+
+
+def preset_info(name: str) -> PresetInfo:
+    """Name, description, source paper, input shape and class count of a preset."""
+    import yaml
+
+    path = preset_path(name)
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return PresetInfo(
+        name=str(doc.get("name", name)),
+        description=str(doc.get("description", "")),
+        source=str(doc.get("source", "")),
+        input=tuple(doc.get("input", (3, 224, 224))),
+        num_classes=int(doc.get("num_classes", 1000)),
+        path=path,
+    )

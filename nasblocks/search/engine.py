@@ -95,11 +95,11 @@ def search(
         space = load_space(space, overrides)
     settings = space.settings
     out = Path(out) if out is not None else Path("experiments") / "runs" / space.name
-    out.mkdir(parents=True, exist_ok=True)
     data = DataHandle.from_settings(settings.data, settings.seed)
     shape, classes = data.info()
     info = DataInfo(shape, classes)
     check_space(space, info)
+    out.mkdir(parents=True, exist_ok=True)
     study, url = open_study(space, out, storage)
     if exclusive:
         recover(study)
@@ -170,7 +170,7 @@ def check_space(space: SearchSpace, info: DataInfo, samples: int = 24) -> None:
         return
     assert first is not None
     where = first.path
-    note = "" if not space.nodes else f" (true of all {len(sources)} samples tried)"
+    note = "" if not space.nodes else f" (in all {len(sources)} samples tried)"
     raise space.locate(SpecError(first.message + note, where))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +173,7 @@ def _problems(trials: list[FrozenTrial]) -> list[str]:
     for t in trials:
         kind = _kind(t)
         if kind in ("infeasible", "failed", "diverged"):
-            text = results.status(t)
+            text = re.sub(r" \(layer [^)]*\)", "", results.status(t))
             reasons[text[:160]] += 1
     if not reasons:
         return []

@@ -37,7 +37,7 @@ def make_sampler(space: SearchSpace, seed: int | None) -> optuna.samplers.BaseSa
         if s.name == "tpe":
             return optuna.samplers.TPESampler(
                 seed=seed, n_startup_trials=10 if s.n_startup_trials is None
-                else s.n_startup_trials, multivariate=True, warn_independent_sampling=False)
+                else s.n_startup_trials, multivariate=True)
         if s.name == "random":
             return optuna.samplers.RandomSampler(seed=seed)
         if s.name == "nsga2":

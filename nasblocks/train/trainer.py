@@ -21,12 +21,14 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from nasblocks.errors import NasBlocksError
 from nasblocks.train.augment import BatchAugment
+from nasblocks.train.batches import TrainBatches, eval_batches
 from nasblocks.train.config import AugmentConfig, TrainConfig
 from nasblocks.train.data import DatasetSplits, TensorData, prepare
+from nasblocks.train.optim import make_optimizer, make_scheduler
 
 __all__ = [
     "AugmentConfig",
@@ -138,7 +140,7 @@ def evaluate(
     model.to(device)
     acc, loss = _evaluate(
         model,
-        _eval_batches(data, config, device, channels_last),
+        eval_batches(data, config, device, channels_last),
         _autocast(_amp_dtype(config.amp, device), device),
     )
     return {"acc": acc, "loss": loss, "images": float(len(data))}
@@ -185,7 +187,7 @@ class _Run:
         model.to(device)
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
-        self.train_batches = _TrainBatches(splits.train, config, device, self.channels_last)
+        self.train_batches = TrainBatches(splits.train, config, device, self.channels_last)
         self.val = splits.val
         if self.channels_last and isinstance(self.val, TensorData):
             self.val = TensorData(
@@ -193,8 +195,8 @@ class _Run:
             )
         self.amp_dtype = _amp_dtype(config.amp, device)
         self.autocast = _autocast(self.amp_dtype, device)
-        self.optimizer = _optimizer(model, config)
-        self.scheduler = _scheduler(self.optimizer, config, self.train_batches.steps)
+        self.optimizer = make_optimizer(model, config)
+        self.scheduler = make_scheduler(self.optimizer, config, self.train_batches.steps)
         use_scaler = self.amp_dtype == torch.float16
         self.scaler = torch.amp.GradScaler(device.type) if use_scaler else None
         aug = config.augment
@@ -219,7 +221,7 @@ class _Run:
                 raise DivergedError(epoch, train_loss)
             val_acc, val_loss = _evaluate(
                 self.model,
-                _eval_batches(self.val, self.config, self.device, self.channels_last),
+                eval_batches(self.val, self.config, self.device, self.channels_last),
                 self.autocast,
             )
             epoch_time = time.perf_counter() - start
@@ -258,12 +260,8 @@ class _Run:
     def _epoch(self) -> tuple[Tensor, int, int]:
         """One pass; returns the on-device loss sum, the steps taken and the images seen."""
         model, criterion, optimizer = self.model, self.criterion, self.optimizer
-        scheduler, scaler, augment, autocast = (
-            self.scheduler,
-            self.scaler,
-            self.augment,
-            self.autocast,
-        )
+        scheduler, scaler = self.scheduler, self.scaler
+        augment, autocast = self.augment, self.autocast
         clip = self.config.grad_clip
         params = [p for group in optimizer.param_groups for p in group["params"]]
         model.train()
@@ -293,86 +291,6 @@ class _Run:
             steps += 1
             seen += y.shape[0]
         return loss_sum, steps, seen
-
-
-class _TrainBatches:
-    """An epoch's shuffled training batches, already on the device.
-
-    In-memory data: a fresh permutation (drawn on the CPU, so the order is the same on every
-    device) indexes the device tensors. Files: a shuffling ``DataLoader``.
-    """
-
-    def __init__(
-        self,
-        data: TensorData | Dataset,
-        config: TrainConfig,
-        device: torch.device,
-        channels_last: bool,
-    ) -> None:
-        self.device = device
-        self.generator = torch.Generator().manual_seed(config.seed)
-        self.memory_format = torch.channels_last if channels_last else torch.preserve_format
-        n = len(data)
-        if isinstance(data, TensorData):
-            self.data = data
-            if channels_last:
-                images = data.images.contiguous(memory_format=torch.channels_last)
-                self.data = TensorData(images, data.labels)
-            self.batch_size = min(config.batch_size, n)
-            steps = n // self.batch_size
-            self.loader = None
-        else:
-            workers = config.loader_workers
-            self.loader = DataLoader(
-                data,
-                batch_size=config.batch_size,
-                shuffle=True,
-                drop_last=n > config.batch_size,
-                num_workers=workers,
-                pin_memory=device.type == "cuda",
-                generator=self.generator,
-                persistent_workers=workers > 0,
-            )
-            steps = len(self.loader)
-        cap = config.max_train_batches
-        self.steps = min(steps, cap) if cap is not None else steps
-
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        if self.loader is None:
-            n = len(self.data)
-            order = torch.randperm(n, generator=self.generator)[: self.steps * self.batch_size]
-            order = order.to(self.device, non_blocking=True).view(self.steps, self.batch_size)
-            images, labels = self.data.images, self.data.labels
-            for index in order:
-                yield images[index], labels[index]
-            return
-        for step, (x, y) in enumerate(self.loader):
-            if step == self.steps:
-                break
-            x = x.to(self.device, non_blocking=True, memory_format=self.memory_format)
-            yield x, y.to(self.device, non_blocking=True)
-
-
-def _eval_batches(
-    data: TensorData | Dataset, config: TrainConfig, device: torch.device, channels_last: bool
-) -> Iterator[tuple[Tensor, Tensor]]:
-    batch = config.eval_batch_size or 2 * config.batch_size
-    if isinstance(data, TensorData):
-        images, labels = data.images.to(device), data.labels.to(device)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        for start in range(0, len(data), batch):
-            yield images[start : start + batch], labels[start : start + batch]
-        return
-    fmt = torch.channels_last if channels_last else torch.preserve_format
-    loader = DataLoader(
-        data,
-        batch_size=batch,
-        num_workers=config.loader_workers,
-        pin_memory=device.type == "cuda",
-    )
-    for x, y in loader:
-        yield x.to(device, non_blocking=True, memory_format=fmt), y.to(device, non_blocking=True)
 
 
 @torch.no_grad()
@@ -439,56 +357,6 @@ def _channels_last(config: TrainConfig, device: torch.device) -> bool:
     if config.channels_last == "auto":
         return device.type == "cuda"
     return bool(config.channels_last)
-
-
-def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(
-            params, lr=config.lr, betas=(config.momentum, 0.999), weight_decay=config.weight_decay
-        )
-    return torch.optim.SGD(
-        params,
-        lr=config.lr,
-        momentum=config.momentum,
-        nesterov=config.nesterov and config.momentum > 0,
-        weight_decay=config.weight_decay,
-    )
-
-
-def _scheduler(
-    optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
-) -> torch.optim.lr_scheduler.LambdaLR | None:
-    """Per-step schedule; None for a constant rate without warmup (nothing to step)."""
-    total = config.epochs * steps_per_epoch
-    warmup = round(config.warmup_epochs * steps_per_epoch)
-    if config.schedule == "constant" and warmup == 0:
-        return None
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, partial(lr_factor, config.schedule, warmup=warmup, total=total)
-    )
-
-
-def lr_factor(schedule: str, step: int, *, warmup: int, total: int) -> float:
-    """Learning-rate multiplier before optimiser step ``step`` (0-based) of ``total``.
-
-    onecycle follows torch's OneCycleLR with its defaults: a cosine rise from lr/25 to lr over
-    ``warmup`` steps (30 % of training when 0), then a cosine fall to lr/25e4.
-    """
-    if schedule == "onecycle":
-        rise = warmup or max(1, round(0.3 * total))
-        if step < rise:
-            return _cosine(1 / 25, 1.0, step / rise)
-        return _cosine(1.0, 1 / 25e4, (step - rise) / max(1, total - rise))
-    if step < warmup:
-        return (step + 1) / warmup
-    if schedule == "constant":
-        return 1.0
-    return _cosine(1.0, 0.0, (step - warmup) / max(1, total - warmup))
-
-
-def _cosine(start: float, end: float, progress: float) -> float:
-    return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
 def _first_line(err: BaseException) -> str:

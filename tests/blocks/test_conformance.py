@@ -64,3 +64,22 @@ def test_conformance_catches_a_lying_shape_contract():
             check_block("_liar")
     finally:
         _REGISTRY.pop("_liar")
+
+
+SINGLE = [(k, i) for k, i in CASES if get_block(k).arity == 1]
+
+
+@pytest.mark.parametrize(("kind", "index"), SINGLE, ids=[f"{k}-{i}" for k, i in SINGLE])
+def test_block_inside_a_built_network_traces(kind, index):
+    import torch
+
+    import nasblocks
+
+    params, in_shape = get_block(kind).examples[index]
+    if len(in_shape) != 3:
+        pytest.skip("the network input is a (C, H, W) image")
+    spec = {"name": "one", "input": list(in_shape), "layers": [{"name": "x", kind: dict(params)}]}
+    model = nasblocks.build(spec).eval()
+    x = torch.randn(2, *in_shape)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.fx.symbolic_trace(model)(x), model(x))

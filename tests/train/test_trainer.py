@@ -28,7 +28,7 @@ from nasblocks.train import (
 )
 from nasblocks.train.augment import random_crop, random_flip
 from nasblocks.train.config import AugmentConfig
-from nasblocks.train.trainer import lr_factor
+from nasblocks.train.optim import lr_factor
 
 FAST = dict(device="cpu", batch_size=32, lr=0.05, weight_decay=0.0)
 
