@@ -80,10 +80,25 @@ def conv_shape(
     return (out_channels, oh, ow)
 
 
+def keep_size(in_shape: Shape, channels: int, kind: str) -> Shape:
+    """``(channels, H, W)``: the contract of a block whose branches all keep the input's size."""
+    _, h, w = feature_map(in_shape, kind)
+    return (channels, h, w)
+
+
 def same_padding(kernel_size: IntOrPair, dilation: IntOrPair = 1) -> tuple[int, int]:
     """Padding that keeps the size at stride 1 (torchvision's convention for odd kernels)."""
     (kh, kw), (dh, dw) = pair(kernel_size), pair(dilation)
     return ((kh - 1) // 2 * dh, (kw - 1) // 2 * dw)
+
+
+def resolve_padding(
+    padding: IntOrPair | str | None, kernel_size: IntOrPair, dilation: IntOrPair = 1
+) -> tuple[int, int]:
+    """``None`` or ``'same'`` -> :func:`same_padding`; otherwise the given padding as a pair."""
+    if padding is None or padding == "same":
+        return same_padding(kernel_size, dilation)
+    return pair(padding)  # type: ignore[arg-type]
 
 
 def check_groups(in_channels: int, out_channels: int, groups: int) -> None:

@@ -19,6 +19,7 @@ from nasblocks.blocks._shapes import (
     conv_shape,
     feature_map,
     pair,
+    resolve_padding,
     same_padding,
 )
 from nasblocks.errors import ShapeError
@@ -26,18 +27,7 @@ from nasblocks.registry import BlockSpec, Shape, register_block
 
 _M = "nasblocks.modules.conv"
 
-_NORM = Field("batch", description=f.NORM_DOC)
-_EPS = Field(1e-5, gt=0, lt=1, description=f.EPS_DOC)
-_MOMENTUM = Field(0.1, ge=0, le=1, description=f.MOMENTUM_DOC)
-_ACT = Field("relu", description=f.ACT_DOC)
 _SAME = "Zero padding; omitted or 'same' keeps the size at stride 1."
-
-
-def _padding(padding: object, kernel_size: f.Kernel, dilation: f.Stride) -> tuple[int, int]:
-    """``None`` / ``'same'`` -> size-keeping padding; otherwise the given padding."""
-    if padding is None or padding == "same":
-        return same_padding(kernel_size, dilation)
-    return pair(padding)  # type: ignore[arg-type]
 
 
 @register_block("separable")
@@ -55,10 +45,10 @@ class Separable(BlockSpec):
     kernel_size: f.Kernel = Field(3, description="Depthwise kernel size, an int or [kh, kw].")
     stride: f.Stride = Field(1, description="Stride of the depthwise conv, an int or [sh, sw].")
     dilation: f.Stride = Field(1, description="Dilation of the depthwise conv.")
-    norm: f.Norm = _NORM
-    norm_eps: float = _EPS
-    norm_momentum: float = _MOMENTUM
-    activation: f.Activation = _ACT
+    norm: f.Norm = f.norm_field()
+    norm_eps: float = f.eps_field()
+    norm_momentum: float = f.momentum_field()
+    activation: f.Activation = f.activation_field()
     depthwise_activation: bool = Field(
         True, description="Apply the activation after the depthwise stage too (false: linear)."
     )
@@ -100,16 +90,15 @@ class SpatialSeparable(BlockSpec):
     mid_channels: f.Channels | None = Field(
         None, description="Channels between the 1xN and Nx1 convs; omitted: out_channels."
     )
-    norm: f.Norm = _NORM
-    norm_eps: float = _EPS
-    norm_momentum: float = _MOMENTUM
-    activation: f.Activation = _ACT
+    norm: f.Norm = f.norm_field()
+    norm_eps: float = f.eps_field()
+    norm_momentum: float = f.momentum_field()
+    activation: f.Activation = f.activation_field()
 
     def output_shape(self, in_shape: Shape) -> Shape:
-        feature_map(in_shape, self.kind)
         k, (sh, sw), p = self.kernel_size, pair(self.stride), (self.kernel_size - 1) // 2
         mid = self.mid_channels or self.out_channels
-        shape = conv_shape(in_shape, mid, (1, k), (1, sw), (0, p))
+        shape = conv_shape(in_shape, mid, (1, k), (1, sw), (0, p), kind=self.kind)
         return conv_shape(shape, self.out_channels, (k, 1), (sh, 1), (p, 0))
 
     examples = (
@@ -133,10 +122,10 @@ class ShuffleConv(BlockSpec):
     groups: int = Field(ge=1, description="Channel groups of the conv, and of the shuffle.")
     kernel_size: f.Kernel = Field(1, description="Kernel size, an int or [kh, kw].")
     stride: f.Stride = Field(1, description="Stride, an int or [sh, sw].")
-    norm: f.Norm = _NORM
-    norm_eps: float = _EPS
-    norm_momentum: float = _MOMENTUM
-    activation: f.Activation = _ACT
+    norm: f.Norm = f.norm_field()
+    norm_eps: float = f.eps_field()
+    norm_momentum: float = f.momentum_field()
+    activation: f.Activation = f.activation_field()
 
     def output_shape(self, in_shape: Shape) -> Shape:
         check_groups(feature_map(in_shape, self.kind)[0], self.out_channels, self.groups)
@@ -189,10 +178,10 @@ class DeformConv(BlockSpec):
     )
     modulated: bool = Field(False, description="DCNv2: also learn a sigmoid mask per tap.")
     bias: bool = Field(False, description="Add a learnable bias to the deformable conv.")
-    norm: f.Norm = _NORM
-    norm_eps: float = _EPS
-    norm_momentum: float = _MOMENTUM
-    activation: f.Activation = _ACT
+    norm: f.Norm = f.norm_field()
+    norm_eps: float = f.eps_field()
+    norm_momentum: float = f.momentum_field()
+    activation: f.Activation = f.activation_field()
 
     def output_shape(self, in_shape: Shape) -> Shape:
         c = feature_map(in_shape, self.kind)[0]
@@ -202,7 +191,7 @@ class DeformConv(BlockSpec):
                 f"{c} input channels are not divisible by {self.offset_groups} offset groups",
                 field="offset_groups",
             )
-        padding = _padding(self.padding, self.kernel_size, self.dilation)
+        padding = resolve_padding(self.padding, self.kernel_size, self.dilation)
         return conv_shape(
             in_shape, self.out_channels, self.kernel_size, self.stride, padding, self.dilation
         )
@@ -238,10 +227,10 @@ class ConvTranspose(BlockSpec):
     )
     groups: int = Field(1, ge=1, description="Number of channel groups.")
     bias: bool | None = Field(None, description="Conv bias; omitted: only when there is no norm.")
-    norm: f.Norm = Field("none", description=f.NORM_DOC)
-    norm_eps: float = _EPS
-    norm_momentum: float = _MOMENTUM
-    activation: f.Activation = Field("none", description=f.ACT_DOC)
+    norm: f.Norm = f.norm_field("none")
+    norm_eps: float = f.eps_field()
+    norm_momentum: float = f.momentum_field()
+    activation: f.Activation = f.activation_field("none")
 
     @field_validator("output_padding")
     @classmethod
@@ -346,14 +335,14 @@ class Depthwise(BlockSpec):
     stride: f.Stride = Field(1, description="Stride, an int or [sh, sw].")
     padding: f.Padding | Literal["same"] | None = Field(None, description=_SAME)
     dilation: f.Stride = Field(1, description="Spacing between kernel taps.")
-    norm: f.Norm = _NORM
-    norm_eps: float = _EPS
-    norm_momentum: float = _MOMENTUM
-    activation: f.Activation = _ACT
+    norm: f.Norm = f.norm_field()
+    norm_eps: float = f.eps_field()
+    norm_momentum: float = f.momentum_field()
+    activation: f.Activation = f.activation_field()
 
     def output_shape(self, in_shape: Shape) -> Shape:
         c = feature_map(in_shape, self.kind)[0]
-        padding = _padding(self.padding, self.kernel_size, self.dilation)
+        padding = resolve_padding(self.padding, self.kernel_size, self.dilation)
         return conv_shape(
             in_shape,
             c * self.channel_multiplier,

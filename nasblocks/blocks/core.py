@@ -16,8 +16,7 @@ from nasblocks.blocks._shapes import (
     check_groups,
     conv_shape,
     feature_map,
-    pair,
-    same_padding,
+    resolve_padding,
     vector,
 )
 from nasblocks.errors import ShapeError
@@ -95,15 +94,13 @@ class Conv(BlockSpec):
     bias: bool | None = Field(
         None, description="Conv bias; by default only when there is no norm."
     )
-    norm: f.Norm = Field("batch", description=f.NORM_DOC)
-    norm_eps: float = Field(1e-5, gt=0, lt=1, description=f.EPS_DOC)
-    norm_momentum: float = Field(0.1, ge=0, le=1, description=f.MOMENTUM_DOC)
-    activation: f.Activation = Field("relu", description=f.ACT_DOC)
+    norm: f.Norm = f.norm_field()
+    norm_eps: float = f.eps_field()
+    norm_momentum: float = f.momentum_field()
+    activation: f.Activation = f.activation_field()
 
     def resolved_padding(self) -> tuple[int, int]:
-        if self.padding is None or self.padding == "same":
-            return same_padding(self.kernel_size, self.dilation)
-        return pair(self.padding)
+        return resolve_padding(self.padding, self.kernel_size, self.dilation)
 
     def output_shape(self, in_shape: Shape) -> Shape:
         c = feature_map(in_shape, self.kind)[0]
@@ -145,8 +142,8 @@ class BatchNorm(BlockSpec):
     examples = (({}, (4, 5, 5)), ({}, (6,)))
 
     module = "torch.nn:BatchNorm2d"
-    norm_eps: float = Field(1e-5, gt=0, lt=1, description=f.EPS_DOC)
-    norm_momentum: float = Field(0.1, ge=0, le=1, description=f.MOMENTUM_DOC)
+    norm_eps: float = f.eps_field()
+    norm_momentum: float = f.momentum_field()
     affine: bool = Field(True, description="Learnable scale and shift.")
 
     def output_shape(self, in_shape: Shape) -> Shape:
@@ -173,7 +170,7 @@ class GroupNorm(BlockSpec):
     module = f"{_M}:GroupNorm"
     shorthand = "num_groups"
     num_groups: int = Field(32, ge=1, description="Number of channel groups.")
-    norm_eps: float = Field(1e-5, gt=0, lt=1, description=f.EPS_DOC)
+    norm_eps: float = f.eps_field()
 
     def output_shape(self, in_shape: Shape) -> Shape:
         c = feature_map(in_shape, self.kind)[0]
@@ -306,5 +303,6 @@ class Classifier(BlockSpec):
         return (self.num_classes,)
 
     def build_for(self, in_shape: Shape):  # type: ignore[override]
-        return self.module_class()(in_shape[0], **self.module_kwargs(),
-                                   flat_input=len(in_shape) == 1)
+        return self.module_class()(
+            in_shape[0], **self.module_kwargs(), flat_input=len(in_shape) == 1
+        )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from nasblocks.blocks import _fields as f
-from nasblocks.blocks._shapes import conv_size, feature_map
+from nasblocks.blocks._shapes import conv_size, feature_map, keep_size
 from nasblocks.errors import ShapeError
 from nasblocks.registry import BlockSpec, Shape, register_block
 
@@ -72,10 +72,10 @@ class Inception(BlockSpec):
         "uses 3 (a known bug it keeps so its pretrained weights still load, "
         "pytorch/vision#906), so the googlenet preset sets 3.",
     )
-    norm: f.Norm = Field("batch", description=f.NORM_DOC)
-    norm_eps: float = Field(_EPS_DEFAULT, gt=0, lt=1, description=f.EPS_DOC)
-    norm_momentum: float = Field(0.1, ge=0, le=1, description=f.MOMENTUM_DOC)
-    activation: f.Activation = Field("relu", description=f.ACT_DOC)
+    norm: f.Norm = f.norm_field()
+    norm_eps: float = f.eps_field(_EPS_DEFAULT)
+    norm_momentum: float = f.momentum_field()
+    activation: f.Activation = f.activation_field()
 
     @field_validator("branch3_kernel_size")
     @classmethod
@@ -85,8 +85,8 @@ class Inception(BlockSpec):
         return value
 
     def output_shape(self, in_shape: Shape) -> Shape:
-        _, h, w = feature_map(in_shape, self.kind)
-        return (self.ch1x1 + self.ch3x3 + self.ch5x5 + self.pool_proj, h, w)
+        channels = self.ch1x1 + self.ch3x3 + self.ch5x5 + self.pool_proj
+        return keep_size(in_shape, channels, self.kind)
 
 
 @register_block("inception_aux")
@@ -101,10 +101,10 @@ class InceptionAux(BlockSpec):
     examples = (({"num_classes": 10}, (16, 8, 8)), ({"num_classes": 5, "dropout": 0.0}, (8, 3, 5)))
     num_classes: int = Field(ge=1, le=1 << 20, description="Number of classes.")
     dropout: float = Field(0.7, ge=0, lt=1, description="Dropout before the last linear layer.")
-    norm: f.Norm = Field("batch", description=f.NORM_DOC)
-    norm_eps: float = Field(_EPS_DEFAULT, gt=0, lt=1, description=f.EPS_DOC)
-    norm_momentum: float = Field(0.1, ge=0, le=1, description=f.MOMENTUM_DOC)
-    activation: f.Activation = Field("relu", description=f.ACT_DOC)
+    norm: f.Norm = f.norm_field()
+    norm_eps: float = f.eps_field(_EPS_DEFAULT)
+    norm_momentum: float = f.momentum_field()
+    activation: f.Activation = f.activation_field()
 
     def output_shape(self, in_shape: Shape) -> Shape:
         feature_map(in_shape, self.kind)  # adaptive pooling takes any H x W
@@ -123,14 +123,13 @@ class InceptionA(BlockSpec):
     width_fields = ("pool_features",)
     examples = (({"pool_features": 8}, (16, 9, 9)),)
     pool_features: f.Channels = Field(description="Output channels of the pooling branch.")
-    norm: f.Norm = Field("batch", description=f.NORM_DOC)
-    norm_eps: float = Field(_EPS_DEFAULT, gt=0, lt=1, description=f.EPS_DOC)
-    norm_momentum: float = Field(0.1, ge=0, le=1, description=f.MOMENTUM_DOC)
-    activation: f.Activation = Field("relu", description=f.ACT_DOC)
+    norm: f.Norm = f.norm_field()
+    norm_eps: float = f.eps_field(_EPS_DEFAULT)
+    norm_momentum: float = f.momentum_field()
+    activation: f.Activation = f.activation_field()
 
     def output_shape(self, in_shape: Shape) -> Shape:
-        _, h, w = feature_map(in_shape, self.kind)
-        return (64 + 64 + 96 + self.pool_features, h, w)
+        return keep_size(in_shape, 64 + 64 + 96 + self.pool_features, self.kind)
 
 
 @register_block("inception_b")
@@ -142,10 +141,10 @@ class InceptionB(BlockSpec):
 
     module = f"{_M}:InceptionB"
     examples = (({}, (16, 9, 9)), ({}, (8, 3, 4)))
-    norm: f.Norm = Field("batch", description=f.NORM_DOC)
-    norm_eps: float = Field(_EPS_DEFAULT, gt=0, lt=1, description=f.EPS_DOC)
-    norm_momentum: float = Field(0.1, ge=0, le=1, description=f.MOMENTUM_DOC)
-    activation: f.Activation = Field("relu", description=f.ACT_DOC)
+    norm: f.Norm = f.norm_field()
+    norm_eps: float = f.eps_field(_EPS_DEFAULT)
+    norm_momentum: float = f.momentum_field()
+    activation: f.Activation = f.activation_field()
 
     def output_shape(self, in_shape: Shape) -> Shape:
         c, h, w = _reduce(in_shape, self.kind)
@@ -165,14 +164,13 @@ class InceptionC(BlockSpec):
     width_fields = ("channels_7x7",)
     examples = (({"channels_7x7": 8}, (16, 7, 7)),)
     channels_7x7: f.Channels = Field(description="Width inside the factorized 7x7 branches.")
-    norm: f.Norm = Field("batch", description=f.NORM_DOC)
-    norm_eps: float = Field(_EPS_DEFAULT, gt=0, lt=1, description=f.EPS_DOC)
-    norm_momentum: float = Field(0.1, ge=0, le=1, description=f.MOMENTUM_DOC)
-    activation: f.Activation = Field("relu", description=f.ACT_DOC)
+    norm: f.Norm = f.norm_field()
+    norm_eps: float = f.eps_field(_EPS_DEFAULT)
+    norm_momentum: float = f.momentum_field()
+    activation: f.Activation = f.activation_field()
 
     def output_shape(self, in_shape: Shape) -> Shape:
-        _, h, w = feature_map(in_shape, self.kind)
-        return (4 * 192, h, w)
+        return keep_size(in_shape, 4 * 192, self.kind)
 
 
 @register_block("inception_d")
@@ -184,10 +182,10 @@ class InceptionD(BlockSpec):
 
     module = f"{_M}:InceptionD"
     examples = (({}, (16, 7, 7)),)
-    norm: f.Norm = Field("batch", description=f.NORM_DOC)
-    norm_eps: float = Field(_EPS_DEFAULT, gt=0, lt=1, description=f.EPS_DOC)
-    norm_momentum: float = Field(0.1, ge=0, le=1, description=f.MOMENTUM_DOC)
-    activation: f.Activation = Field("relu", description=f.ACT_DOC)
+    norm: f.Norm = f.norm_field()
+    norm_eps: float = f.eps_field(_EPS_DEFAULT)
+    norm_momentum: float = f.momentum_field()
+    activation: f.Activation = f.activation_field()
 
     def output_shape(self, in_shape: Shape) -> Shape:
         c, h, w = _reduce(in_shape, self.kind)
@@ -204,14 +202,13 @@ class InceptionE(BlockSpec):
 
     module = f"{_M}:InceptionE"
     examples = (({}, (16, 5, 5)),)
-    norm: f.Norm = Field("batch", description=f.NORM_DOC)
-    norm_eps: float = Field(_EPS_DEFAULT, gt=0, lt=1, description=f.EPS_DOC)
-    norm_momentum: float = Field(0.1, ge=0, le=1, description=f.MOMENTUM_DOC)
-    activation: f.Activation = Field("relu", description=f.ACT_DOC)
+    norm: f.Norm = f.norm_field()
+    norm_eps: float = f.eps_field(_EPS_DEFAULT)
+    norm_momentum: float = f.momentum_field()
+    activation: f.Activation = f.activation_field()
 
     def output_shape(self, in_shape: Shape) -> Shape:
-        _, h, w = feature_map(in_shape, self.kind)
-        return (320 + 2 * 384 + 2 * 384 + 192, h, w)
+        return keep_size(in_shape, 320 + 2 * 384 + 2 * 384 + 192, self.kind)
 
 
 @register_block("inception_v3_aux")
@@ -225,10 +222,10 @@ class InceptionV3Aux(BlockSpec):
     shorthand = "num_classes"
     examples = (({"num_classes": 10}, (16, 17, 17)),)
     num_classes: int = Field(ge=1, le=1 << 20, description="Number of classes.")
-    norm: f.Norm = Field("batch", description=f.NORM_DOC)
-    norm_eps: float = Field(_EPS_DEFAULT, gt=0, lt=1, description=f.EPS_DOC)
-    norm_momentum: float = Field(0.1, ge=0, le=1, description=f.MOMENTUM_DOC)
-    activation: f.Activation = Field("relu", description=f.ACT_DOC)
+    norm: f.Norm = f.norm_field()
+    norm_eps: float = f.eps_field(_EPS_DEFAULT)
+    norm_momentum: float = f.momentum_field()
+    activation: f.Activation = f.activation_field()
 
     def output_shape(self, in_shape: Shape) -> Shape:
         _, h, w = feature_map(in_shape, self.kind)

@@ -1,4 +1,4 @@
-"""Multi-input nodes of the layer graph: concat, add, multiply (their inputs come from ``from``)."""
+"""Multi-input nodes of the layer graph: concat, add, multiply (inputs named by ``from``)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,6 @@ class _SameShape(BlockSpec):
 @register_block("add")
 class Add(_SameShape):
     """Elementwise sum of inputs of one shape (residual connections, feature fusion)."""
-
 
     module = f"{_M}:Add"
 

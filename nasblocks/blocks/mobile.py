@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from nasblocks.blocks import _fields as f
-from nasblocks.blocks._shapes import conv_shape, feature_map
+from nasblocks.blocks._shapes import conv_shape
 from nasblocks.blocks.core import Conv
 from nasblocks.registry import BlockSpec, Shape, register_block
 
@@ -52,9 +52,9 @@ class InvertedResidual(BlockSpec):
     expand_ratio: float = Field(
         6, ge=1, le=64, description="Hidden channels = round(in_channels * expand_ratio)."
     )
-    norm_eps: float = Field(1e-5, gt=0, lt=1, description=f.EPS_DOC)
-    norm_momentum: float = Field(0.1, ge=0, le=1, description=f.MOMENTUM_DOC)
-    activation: f.Activation = Field("relu6", description=f.ACT_DOC)
+    norm_eps: float = f.eps_field()
+    norm_momentum: float = f.momentum_field()
+    activation: f.Activation = f.activation_field("relu6")
     examples = (
         ({"out_channels": 8}, (8, 8, 8)),
         ({"out_channels": 16, "stride": 2, "expand_ratio": 1}, (8, 9, 9)),
@@ -62,5 +62,4 @@ class InvertedResidual(BlockSpec):
     )
 
     def output_shape(self, in_shape: Shape) -> Shape:
-        feature_map(in_shape, self.kind)
         return conv_shape(in_shape, self.out_channels, 3, self.stride, 1, kind=self.kind)

@@ -79,10 +79,10 @@ class _ResNetBlock(BlockSpec):
         description="1x1 conv + norm shortcut; omitted: only when the stride or the channel "
         "count changes (torchvision's rule). false requires an identity-compatible input.",
     )
-    norm: f.Norm = Field("batch", description=f.NORM_DOC)
-    norm_eps: float = Field(1e-5, gt=0, lt=1, description=f.EPS_DOC)
-    norm_momentum: float = Field(0.1, ge=0, le=1, description=f.MOMENTUM_DOC)
-    activation: f.Activation = Field("relu", description=f.ACT_DOC)
+    norm: f.Norm = f.norm_field()
+    norm_eps: float = f.eps_field()
+    norm_momentum: float = f.momentum_field()
+    activation: f.Activation = f.activation_field()
 
     @property
     def out_channels(self) -> int:

@@ -16,6 +16,7 @@ from nasblocks.errors import ShapeError
 from nasblocks.registry import BlockSpec, Shape, register_block
 
 _M = "nasblocks.modules.unet"
+_IS_BATCHNORM_DOC = f.NORM_DOC + " The reference's is_batchnorm: batch or none."
 
 
 def _convs_shape(
@@ -58,17 +59,15 @@ class DoubleConv(BlockSpec):
         ({"out_channels": 8, "kernel_size": 3, "stride": 2, "padding": 0}, (4, 16, 16)),
     )
     out_channels: f.Channels = Field(description="Output channels of every convolution.")
-    norm: f.Norm = Field(
-        "batch", description=f.NORM_DOC + " The reference's is_batchnorm: batch or none."
-    )
+    norm: f.Norm = f.norm_field("batch", _IS_BATCHNORM_DOC)
     kernel_size: f.Kernel = Field(3, description="Kernel size of every convolution.")
     stride: f.Stride = Field(1, description="Stride of every convolution.")
     padding: f.Padding = Field(1, description="Zero padding of every convolution.")
     n: int = Field(2, ge=1, le=16, description="Number of conv [+ norm] + activation repeats.")
     bias: bool = Field(True, description="Conv bias (the reference keeps it even with a norm).")
-    norm_eps: float = Field(1e-5, gt=0, lt=1, description=f.EPS_DOC)
-    norm_momentum: float = Field(0.1, ge=0, le=1, description=f.MOMENTUM_DOC)
-    activation: f.Activation = Field("relu", description=f.ACT_DOC)
+    norm_eps: float = f.eps_field()
+    norm_momentum: float = f.momentum_field()
+    activation: f.Activation = f.activation_field()
 
     def output_shape(self, in_shape: Shape) -> Shape:
         return _convs_shape(
@@ -94,12 +93,10 @@ class UNetDown(BlockSpec):
         ({"out_channels": 8, "norm": "none"}, (4, 5, 7)),
     )
     out_channels: f.Channels = Field(description="Output channels of the double conv.")
-    norm: f.Norm = Field(
-        "batch", description=f.NORM_DOC + " The reference's is_batchnorm: batch or none."
-    )
-    norm_eps: float = Field(1e-5, gt=0, lt=1, description=f.EPS_DOC)
-    norm_momentum: float = Field(0.1, ge=0, le=1, description=f.MOMENTUM_DOC)
-    activation: f.Activation = Field("relu", description=f.ACT_DOC)
+    norm: f.Norm = f.norm_field("batch", _IS_BATCHNORM_DOC)
+    norm_eps: float = f.eps_field()
+    norm_momentum: float = f.momentum_field()
+    activation: f.Activation = f.activation_field()
 
     def output_shape(self, in_shape: Shape) -> Shape:
         c, h, w = feature_map(in_shape, self.kind)
@@ -136,14 +133,14 @@ class UNetUp(BlockSpec):
     n_concat: int = Field(
         2, ge=2, le=16, description="Feature maps concatenated (the upsampled one included)."
     )
-    norm: f.Norm = Field(
+    norm: f.Norm = f.norm_field(
         "none",
-        description=f.NORM_DOC + " The reference's decoder has none; set it on the layer, "
-        "since a model-level norm applies otherwise.",
+        f.NORM_DOC + " The reference's decoder has none; set it on the layer, since a "
+        "model-level norm applies otherwise.",
     )
-    norm_eps: float = Field(1e-5, gt=0, lt=1, description=f.EPS_DOC)
-    norm_momentum: float = Field(0.1, ge=0, le=1, description=f.MOMENTUM_DOC)
-    activation: f.Activation = Field("relu", description=f.ACT_DOC)
+    norm_eps: float = f.eps_field()
+    norm_momentum: float = f.momentum_field()
+    activation: f.Activation = f.activation_field()
 
     def output_shape(self, in_shapes: list[Shape]) -> Shape:
         if len(in_shapes) != 2:

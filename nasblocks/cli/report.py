@@ -20,7 +20,11 @@ def run(args) -> int:
 
 
 def register(sub) -> None:
-    p = add_command(sub, "report",
-                    "rebuild report.md, trials.csv, best.yaml and plots of a search folder",
-                    "nasblocks report experiments/runs/resnet_like", run)
+    p = add_command(
+        sub,
+        "report",
+        "rebuild report.md, trials.csv, best.yaml and plots of a search folder",
+        "nasblocks report experiments/runs/resnet_like",
+        run,
+    )
     p.add_argument("out", metavar="OUT", help="a search output folder (holds run.json)")

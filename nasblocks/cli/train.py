@@ -22,10 +22,16 @@ def run(args) -> int:
     if args.input_size is not None:
         overrides["input_size"] = args.input_size
     spec = load_spec(args.spec, overrides)
-    fields = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-              "optimizer": args.optimizer, "weight_decay": args.weight_decay,
-              "device": args.device, "seed": args.seed,
-              "max_train_batches": args.max_train_batches}
+    fields = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "optimizer": args.optimizer,
+        "weight_decay": args.weight_decay,
+        "device": args.device,
+        "seed": args.seed,
+        "max_train_batches": args.max_train_batches,
+    }
     from pydantic import ValidationError
 
     from nasblocks.errors import NasBlocksError
@@ -44,22 +50,35 @@ def run(args) -> int:
 
     def report(epoch: int, m: dict[str, float]) -> None:
         if not args.quiet:
-            print(f"epoch {epoch}/{config.epochs}: train_loss {m['train_loss']:.4f} "
-                  f"val_acc {m['val_acc']:.4f} ({m['epoch_time']:.1f}s)", file=sys.stderr)
+            print(
+                f"epoch {epoch}/{config.epochs}: train_loss {m['train_loss']:.4f} "
+                f"val_acc {m['val_acc']:.4f} ({m['epoch_time']:.1f}s)",
+                file=sys.stderr,
+            )
 
     result = train_one(model, splits, config, out, report)
-    print(f"{spec.name} on {args.dataset}: val_acc {result.final_val_acc:.4f}, "
-          f"test_acc {result.test_acc:.4f}; wrote {out}/metrics.json, {out}/weights.pt")
+    print(
+        f"{spec.name} on {args.dataset}: val_acc {result.final_val_acc:.4f}, "
+        f"test_acc {result.test_acc:.4f}; wrote {out}/metrics.json, {out}/weights.pt"
+    )
     return 0
 
 
 def register(sub) -> None:
-    p = add_command(sub, "train", "train one spec or preset and write its metrics and weights",
-                    "nasblocks train experiments/runs/resnet_like/best.yaml --dataset digits "
-                    "--epochs 10", run)
+    p = add_command(
+        sub,
+        "train",
+        "train one spec or preset and write its metrics and weights",
+        "nasblocks train experiments/runs/resnet_like/best.yaml --dataset digits --epochs 10",
+        run,
+    )
     p.add_argument("spec", metavar="SPEC|PRESET", help="a spec YAML file or a preset name")
-    p.add_argument("--dataset", default="digits", metavar="NAME",
-                   help="digits (default), synthetic, cifar10, ..., imagefolder:PATH")
+    p.add_argument(
+        "--dataset",
+        default="digits",
+        metavar="NAME",
+        help="digits (default), synthetic, cifar10, ..., imagefolder:PATH",
+    )
     p.add_argument("--data-root", metavar="DIR", help="where dataset files live")
     p.add_argument("--epochs", type=int, default=10, metavar="E")
     p.add_argument("--batch-size", type=int, metavar="B")
@@ -67,11 +86,20 @@ def register(sub) -> None:
     p.add_argument("--optimizer", choices=("sgd", "adamw"))
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--max-train-batches", type=int, metavar="N", help="cap batches per epoch")
-    p.add_argument("--input-size", type=int, metavar="N", help="resize images to NxN "
-                   "(sets the spec's input size)")
+    p.add_argument(
+        "--input-size",
+        type=int,
+        metavar="N",
+        help="resize images to NxN (sets the spec's input size)",
+    )
     p.add_argument("--device", choices=("cpu", "cuda", "auto"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", metavar="DIR", help="default experiments/train/<spec name>")
-    p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
-                   help="override a spec value (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a spec value (repeatable)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no per-epoch lines")

@@ -1,8 +1,12 @@
-"""Factories shared by the block implementations: norms and activations by name."""
+"""Parts shared by the block implementations: norms and activations by name, the conv bias
+rule, 'same'-padded convolutions and the channel shuffle."""
 
 from __future__ import annotations
 
+import torch
 from torch import nn
+
+from nasblocks.blocks._shapes import IntOrPair, same_padding
 
 NORMS = ("batch", "group", "instance", "none")
 ACTIVATIONS = (
@@ -21,7 +25,8 @@ ACTIVATIONS = (
 def make_norm(
     kind: str | None, channels: int, eps: float = 1e-5, momentum: float = 0.1
 ) -> nn.Module:
-    """``batch`` -> BatchNorm2d, ``group`` -> GroupNorm (32 groups or fewer), ``none`` -> Identity."""
+    """``batch`` -> BatchNorm2d, ``group`` -> GroupNorm (32 groups or fewer), ``instance`` ->
+    InstanceNorm2d (affine), ``none`` -> Identity."""
     if kind in (None, "none"):
         return nn.Identity()
     if kind == "batch":
@@ -55,3 +60,46 @@ def make_activation(kind: str | None, inplace: bool = True) -> nn.Module:
     if kind == "tanh":
         return nn.Tanh()
     raise ValueError(f"unknown activation {kind!r}")
+
+
+def conv_bias(bias: bool | None, norm: str) -> bool:
+    """``bias``, or by default a bias only where no norm follows (a norm's shift replaces it)."""
+    return norm == "none" if bias is None else bias
+
+
+def conv2d(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntOrPair,
+    stride: IntOrPair = 1,
+    padding: IntOrPair | None = None,
+    dilation: IntOrPair = 1,
+    groups: int = 1,
+    bias: bool = False,
+) -> nn.Conv2d:
+    """``nn.Conv2d``; omitted, ``padding`` keeps the size at stride 1.
+
+    torchvision's ``conv3x3`` / ``conv1x1`` (ResNet, ShuffleNet) and the ``conv`` block's conv.
+    """
+    if padding is None:
+        padding = same_padding(kernel_size, dilation)
+    return nn.Conv2d(
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        bias=bias,
+    )
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """Interleave the channels of ``groups`` groups (ShuffleNet): (g, C/g) -> (C/g, g).
+
+    Channel ``g * (C // groups) + i`` moves to ``i * groups + g``: the order of torchvision's
+    ``shufflenetv2.channel_shuffle``, so ShuffleNetV2 weights keep their meaning.
+    """
+    x = x.unflatten(1, (groups, -1))  # (B, groups, C // groups, H, W)
+    return x.transpose(1, 2).flatten(1, 2)  # (B, C, H, W)

@@ -9,17 +9,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nasblocks.blocks._shapes import IntOrPair, pair, same_padding
-from nasblocks.modules.common import make_activation, make_norm
+from nasblocks.blocks._shapes import IntOrPair, pair, resolve_padding, same_padding
+from nasblocks.modules.common import channel_shuffle, conv_bias, make_activation, make_norm
 from nasblocks.modules.core import ConvNormAct
 
 Padding = IntOrPair | str | None
-
-
-def _padding(padding: Padding, kernel_size: IntOrPair, dilation: IntOrPair) -> tuple[int, int]:
-    if padding is None or padding == "same":
-        return same_padding(kernel_size, dilation)
-    return pair(padding)  # type: ignore[arg-type]
 
 
 class SeparableConv(nn.Module):
@@ -95,19 +89,14 @@ class SpatialSeparableConv(nn.Module):
 
 
 class ChannelShuffle(nn.Module):
-    """Interleave the channels of ``groups`` groups (ShuffleNet).
-
-    Channel ``g * (C // groups) + i`` moves to ``i * groups + g``: the order of torchvision's
-    ``shufflenetv2.channel_shuffle``, so ShuffleNetV2 weights keep their meaning.
-    """
+    """:func:`~nasblocks.modules.common.channel_shuffle` as a layer (ShuffleNet)."""
 
     def __init__(self, in_channels: int, groups: int = 2) -> None:
         super().__init__()
         self.groups = groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.unflatten(1, (self.groups, -1))  # (B, groups, C // groups, H, W)
-        return x.transpose(1, 2).flatten(1, 2)  # (B, C, H, W)
+        return channel_shuffle(x, self.groups)  # (B, C, H, W)
 
 
 class ShuffleConv(nn.Module):
@@ -207,7 +196,7 @@ class DeformConvNormAct(nn.Module):
         window = {
             "kernel_size": (kh, kw),
             "stride": pair(stride),
-            "padding": _padding(padding, kernel_size, dilation),
+            "padding": resolve_padding(padding, kernel_size, dilation),
             "dilation": pair(dilation),
         }
         self.conv = DeformConv2d(in_channels, out_channels, groups=groups, bias=bias, **window)
@@ -257,8 +246,6 @@ class ConvTransposeNormAct(nn.Module):
         activation: str = "none",
     ) -> None:
         super().__init__()
-        if bias is None:
-            bias = norm == "none"
         self.conv = nn.ConvTranspose2d(
             in_channels,
             out_channels,
@@ -267,7 +254,7 @@ class ConvTransposeNormAct(nn.Module):
             padding=padding,
             output_padding=output_padding,
             groups=groups,
-            bias=bias,
+            bias=conv_bias(bias, norm),
             dilation=dilation,
         )
         self.bn = make_norm(norm, out_channels, norm_eps, norm_momentum)
@@ -307,7 +294,7 @@ class DepthwiseConv(ConvNormAct):
             in_channels * channel_multiplier,
             kernel_size,
             stride,
-            _padding(padding, kernel_size, dilation),
+            resolve_padding(padding, kernel_size, dilation),
             dilation,
             groups=in_channels,
             norm=norm,

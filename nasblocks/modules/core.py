@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nasblocks.modules.common import make_activation, make_norm
+from nasblocks.modules.common import conv2d, conv_bias, make_activation, make_norm
 
 
 class ConvNormAct(nn.Module):
@@ -30,17 +30,9 @@ class ConvNormAct(nn.Module):
         super().__init__()
         if depthwise:
             groups = in_channels
-        if bias is None:
-            bias = norm == "none"
-        self.conv = nn.Conv2d(
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            groups=groups,
-            bias=bias,
+        bias = conv_bias(bias, norm)
+        self.conv = conv2d(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias
         )
         self.bn = make_norm(norm, out_channels, norm_eps, norm_momentum)
         self.act = make_activation(activation)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nasblocks.modules.common import make_activation, make_norm
+from nasblocks.blocks._shapes import same_padding
+from nasblocks.modules.core import ConvNormAct
 
 
 class ConvBnAct(nn.Sequential):
@@ -31,24 +32,25 @@ class ConvBnAct(nn.Sequential):
         norm_momentum: float = 0.1,
         activation: str = "relu",
     ) -> None:
-        k = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
-        d = (dilation, dilation) if isinstance(dilation, int) else tuple(dilation)
-        if padding is None or padding == "same":
-            padding = ((k[0] - 1) // 2 * d[0], (k[1] - 1) // 2 * d[1])
-        super().__init__(
-            nn.Conv2d(
-                in_channels,
-                out_channels,
-                k,
-                stride=stride,
-                padding=padding,
-                dilation=d,
-                groups=in_channels if depthwise else groups,
-                bias=norm == "none" if bias is None else bias,
-            ),
-            make_norm(norm, out_channels, norm_eps, norm_momentum),
-            make_activation(activation),
+        if padding is None or padding == "same":  # other strings are nn.Conv2d's own
+            padding = same_padding(kernel_size, dilation)
+        # The ``conv`` block's layers, re-parented as torchvision's flat Sequential.
+        layers = ConvNormAct(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            depthwise,
+            bias,
+            norm,
+            norm_eps,
+            norm_momentum,
+            activation,
         )
+        super().__init__(*layers.children())
 
 
 class _AddInput(nn.Module):

@@ -12,36 +12,8 @@ import torch
 from torch import nn
 
 from nasblocks.modules.attention import CBAM, SKConv, SqueezeExcite
-from nasblocks.modules.common import make_activation, make_norm
+from nasblocks.modules.common import channel_shuffle, conv2d, make_activation, make_norm
 from nasblocks.modules.merge import Add, Concat
-
-
-def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """Interleave the channels of ``groups`` groups (ShuffleNet): (g, C/g) -> (C/g, g)."""
-    return x.unflatten(1, (groups, -1)).transpose(1, 2).flatten(1, 2)  # (B, C, H, W)
-
-
-def _conv(
-    in_channels: int,
-    out_channels: int,
-    kernel_size: int,
-    stride: int = 1,
-    dilation: int = 1,
-    groups: int = 1,
-    bias: bool = False,
-) -> nn.Conv2d:
-    """torchvision's conv3x3 / conv1x1: 'same' padding (``dilation`` for a 3x3)."""
-    padding = (kernel_size - 1) // 2 * dilation
-    return nn.Conv2d(
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
-        bias=bias,
-    )
 
 
 class _ResNetBlock(nn.Module):
@@ -66,7 +38,7 @@ class _ResNetBlock(nn.Module):
         # torchvision's _make_layer shortcut: Sequential(conv1x1(stride), norm) -> downsample.0/1.
         self.downsample: nn.Module = (
             nn.Sequential(
-                _conv(in_channels, out_channels, 1, stride, bias=norm == "none"),
+                conv2d(in_channels, out_channels, 1, stride, bias=norm == "none"),
                 make_norm(norm, out_channels, norm_eps, norm_momentum),
             )
             if downsample
@@ -124,12 +96,14 @@ class BasicBlock(_ResNetBlock):
         if attention == "sk" and out_channels != channels:
             raise ValueError("an SK basic block keeps its width: use expansion 1")
         bias = norm == "none"
-        self.conv1 = _conv(in_channels, channels, 3, stride, first_dilation or dilation, bias=bias)
+        self.conv1 = conv2d(
+            in_channels, channels, 3, stride, dilation=first_dilation or dilation, bias=bias
+        )
         self.bn1 = make_norm(norm, channels, norm_eps, norm_momentum)
         self.conv2: nn.Module = (
             SKConv(channels, 1, 2, _sk_reduction(attention_reduction))
             if attention == "sk"
-            else _conv(channels, out_channels, 3, 1, dilation, bias=bias)
+            else conv2d(channels, out_channels, 3, 1, dilation=dilation, bias=bias)
         )
         self.bn2 = make_norm(norm, out_channels, norm_eps, norm_momentum)
         self.relu = make_activation(activation)
@@ -179,15 +153,23 @@ class Bottleneck(_ResNetBlock):
         width = channels * width_per_group // 64 * groups
         out_channels = channels * expansion
         bias = norm == "none"
-        self.conv1 = _conv(in_channels, width, 1, bias=bias)
+        self.conv1 = conv2d(in_channels, width, 1, bias=bias)
         self.bn1 = make_norm(norm, width, norm_eps, norm_momentum)
         self.conv2: nn.Module = (
             SKConv(width, stride, 2, _sk_reduction(attention_reduction))
             if attention == "sk"
-            else _conv(width, width, 3, stride, first_dilation or dilation, groups, bias)
+            else conv2d(
+                width,
+                width,
+                3,
+                stride,
+                dilation=first_dilation or dilation,
+                groups=groups,
+                bias=bias,
+            )
         )
         self.bn2 = make_norm(norm, width, norm_eps, norm_momentum)
-        self.conv3 = _conv(width, out_channels, 1, bias=bias)
+        self.conv3 = conv2d(width, out_channels, 1, bias=bias)
         self.bn3 = make_norm(norm, out_channels, norm_eps, norm_momentum)
         self.relu = make_activation(activation)
         self._finish_init(
@@ -235,20 +217,20 @@ class ShuffleNetV2Unit(nn.Module):
         else:
             self.first = self.second = (0, in_channels)
             self.branch1 = nn.Sequential(
-                _conv(in_channels, in_channels, 3, stride, groups=in_channels),
+                conv2d(in_channels, in_channels, 3, stride, groups=in_channels),
                 nn.BatchNorm2d(in_channels),
-                _conv(in_channels, half, 1),
+                conv2d(in_channels, half, 1),
                 nn.BatchNorm2d(half),
                 nn.ReLU(inplace=True),
             )
         branch2_in = self.second[1] - self.second[0]
         self.branch2 = nn.Sequential(
-            _conv(branch2_in, half, 1),
+            conv2d(branch2_in, half, 1),
             nn.BatchNorm2d(half),
             nn.ReLU(inplace=True),
-            _conv(half, half, 3, stride, groups=half),
+            conv2d(half, half, 3, stride, groups=half),
             nn.BatchNorm2d(half),
-            _conv(half, half, 1),
+            conv2d(half, half, 1),
             nn.BatchNorm2d(half),
             nn.ReLU(inplace=True),
         )
@@ -280,11 +262,11 @@ class ShuffleNetV1Unit(nn.Module):
         mid = int(out_channels * bottleneck_ratio)
         branch = out_channels - (in_channels if stride == 2 else 0)
         self.groups = groups
-        self.conv1 = _conv(in_channels, mid, 1, groups=groups if first_group else 1)
+        self.conv1 = conv2d(in_channels, mid, 1, groups=groups if first_group else 1)
         self.bn1 = nn.BatchNorm2d(mid)
-        self.conv2 = _conv(mid, mid, 3, stride, groups=mid)
+        self.conv2 = conv2d(mid, mid, 3, stride, groups=mid)
         self.bn2 = nn.BatchNorm2d(mid)
-        self.conv3 = _conv(mid, branch, 1, groups=groups)
+        self.conv3 = conv2d(mid, branch, 1, groups=groups)
         self.bn3 = nn.BatchNorm2d(branch)
         self.relu = nn.ReLU(inplace=True)
         self.shortcut = nn.AvgPool2d(3, stride, 1) if stride == 2 else nn.Identity()

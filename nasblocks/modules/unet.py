@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from nasblocks.errors import ShapeError
-from nasblocks.modules.common import make_activation, make_norm
+from nasblocks.modules.core import ConvNormAct
 
 
 class DoubleConv(nn.Sequential):
@@ -33,16 +33,20 @@ class DoubleConv(nn.Sequential):
         norm_momentum: float = 0.1,
         activation: str = "relu",
     ) -> None:
-        kernel_size, stride, padding = (
-            tuple(v) if isinstance(v, list) else v for v in (kernel_size, stride, padding)
-        )
         repeats: OrderedDict[str, nn.Module] = OrderedDict()
         for i in range(1, n + 1):
-            layers = [
-                nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=bias),
-                make_norm(norm, out_channels, norm_eps, norm_momentum),
-                make_activation(activation),
-            ]
+            layers = ConvNormAct(
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride,
+                padding,
+                bias=bias,
+                norm=norm,
+                norm_eps=norm_eps,
+                norm_momentum=norm_momentum,
+                activation=activation,
+            ).children()
             # Drop the switched-off parts so indices (and keys) match the reference's
             # Sequential(conv, relu) when there is no norm.
             repeats[f"conv{i}"] = nn.Sequential(

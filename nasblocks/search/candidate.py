@@ -112,19 +112,21 @@ def make_candidate(
     violations: dict[str, float] = {}
     limits = settings.constraints
     reasons = []
-    for name, value, limit in (("params", params, limits.max_params),
-                               ("flops", flops, limits.max_flops)):
+    for name, value, limit in (
+        ("params", params, limits.max_params),
+        ("flops", flops, limits.max_flops),
+    ):
         if limit is not None and value > limit:
             violations[f"max_{name}"] = value / limit - 1.0
             reasons.append(f"{name} {value:,} > max_{name} {limit:,.0f}")
     latency = None
-    if measure_latency or (measure_latency is None and settings.needs_latency):
-        if not violations:  # no need to time what is already out
-            latency = measure(spec, config, settings)
-            limit = limits.max_latency_ms
-            if limit is not None and latency > limit:
-                violations["max_latency_ms"] = latency / limit - 1.0
-                reasons.append(f"latency {latency:.2f} ms > max_latency_ms {limit} ms")
+    wanted = measure_latency or (measure_latency is None and settings.needs_latency)
+    if wanted and not violations:  # no need to time what is already out
+        latency = measure(spec, config, settings)
+        limit = limits.max_latency_ms
+        if limit is not None and latency > limit:
+            violations["max_latency_ms"] = latency / limit - 1.0
+            reasons.append(f"latency {latency:.2f} ms > max_latency_ms {limit} ms")
     if violations:
         raise Infeasible("constraint: " + "; ".join(reasons), violations)
     return Candidate(sample, spec, config, spec_hash, key, params, flops, latency)
@@ -152,9 +154,14 @@ def measure(spec: Spec, config: TrainConfig, settings: SearchSettings) -> float:
 
     lat = settings.latency
     model = build_model(spec, config.seed)
-    return measure_latency(model, spec.input_shape, batch_size=lat.batch_size,
-                           device=resolve_device(config.device), warmup=lat.warmup,
-                           repeats=lat.repeats)
+    return measure_latency(
+        model,
+        spec.input_shape,
+        batch_size=lat.batch_size,
+        device=resolve_device(config.device),
+        warmup=lat.warmup,
+        repeats=lat.repeats,
+    )
 
 
 def _where(e: SpecError) -> str:

@@ -130,10 +130,14 @@ def search(
         raise SearchError(stopper.error)
     best = results.best_trial(study)
     outcome = SearchOutcome(
-        out=out, study_name=study.study_name, storage=url,
+        out=out,
+        study_name=study.study_name,
+        storage=url,
         best_trial=best.number if best else None,
-        best_values=tuple(best.values) if best else None, test_acc=test_acc,
-        finished=stopper.finished(study), elapsed_s=time.perf_counter() - start,
+        best_values=tuple(best.values) if best else None,
+        test_acc=test_acc,
+        finished=stopper.finished(study),
+        elapsed_s=time.perf_counter() - start,
     )
     show.summary(outcome, best)
     return outcome
@@ -182,8 +186,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     """An Optuna storage for ``url`` (SQLite waits for locks instead of failing)."""
     try:
         if url.startswith("sqlite:"):
-            return optuna.storages.RDBStorage(
-                url, engine_kwargs={"connect_args": {"timeout": 60}})
+            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
         return optuna.storages.get_storage(url)
     except (ValueError, ImportError, RuntimeError) as e:
         raise SearchError(f"cannot open storage {url!r}: {e}") from None
@@ -202,15 +205,17 @@ def open_study(
     objectives = settings.directions()
     directions = [d for _, d in objectives]
     with _quiet_optuna():
-        study = optuna.create_study(storage=open_storage(url), study_name=name,
-                                    directions=directions, load_if_exists=True)
+        study = optuna.create_study(
+            storage=open_storage(url), study_name=name, directions=directions, load_if_exists=True
+        )
     have = [d.name.lower() for d in study.directions]
     stored = study.user_attrs.get("objectives")
     wanted = [m for m, _ in objectives]
     if have != directions or (stored is not None and stored != wanted):
         raise SearchError(
             f"study {name!r} in {url} optimises {stored or have}, this space asks for "
-            f"{wanted} ({', '.join(directions)}); use another --out or study_name")
+            f"{wanted} ({', '.join(directions)}); use another --out or study_name"
+        )
     if stored is None:
         study.set_user_attr("objectives", wanted)
         study.set_user_attr("space", space.file or space.name)
@@ -236,8 +241,9 @@ def recover(study: optuna.Study, max_retries: int = MAX_RETRIES) -> list[int]:
     Returns the numbers re-queued. Call only when no other worker is running on the study.
     """
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_user_attr(t._trial_id, "error",
-                                           "left RUNNING by a process that stopped")
+        study._storage.set_trial_user_attr(
+            t._trial_id, "error", "left RUNNING by a process that stopped"
+        )
         with _quiet_optuna():
             study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
     trials = study.get_trials(deepcopy=False)
@@ -252,8 +258,7 @@ def recover(study: optuna.Study, max_retries: int = MAX_RETRIES) -> list[int]:
         depth = t.user_attrs.get("retry_depth", 0)
         if depth >= max_retries:
             continue
-        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number,
-                                                  "retry_depth": depth + 1})
+        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number, "retry_depth": depth + 1})
         queued.append(t.number)
     return queued
 
@@ -265,7 +270,11 @@ class Objective:
     """``study.optimize``'s objective: one trial from sample to values (see module doc)."""
 
     def __init__(
-        self, space: SearchSpace, data: DataHandle, info: DataInfo, out: Path,
+        self,
+        space: SearchSpace,
+        data: DataHandle,
+        info: DataInfo,
+        out: Path,
         progress: Progress | None = None,
     ) -> None:
         self.space, self.data, self.info, self.out = space, data, info, out
@@ -276,12 +285,16 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         try:
             return self._run(trial)
+        except (optuna.TrialPruned, TrialFailed):
+            raise
         except KeyboardInterrupt:
             trial.set_user_attr("interrupted", True)
             raise
+        except Exception as e:  # anything else: recorded, and the study goes on
+            self._record_error(trial, e)
+            raise AssertionError("unreachable") from e  # _record_error raises
 
     def _run(self, trial: optuna.Trial) -> float | list[float]:
-        start = time.perf_counter()
         if self.progress is not None:
             self.progress.trial_started(trial.number)
         sample = self.space.sample(OptunaSource(trial))
@@ -294,8 +307,11 @@ class Objective:
                 trial.set_constraint(key, value)
             raise optuna.TrialPruned(e.reason) from None
         attrs: dict[str, Any] = {
-            "spec_hash": cand.spec_hash, "trial_key": cand.key, "n_params": cand.params,
-            "flops": cand.flops, "train": cand.config.model_dump(mode="json"),
+            "spec_hash": cand.spec_hash,
+            "trial_key": cand.key,
+            "n_params": cand.params,
+            "flops": cand.flops,
+            "train": cand.config.model_dump(mode="json"),
         }
         if cand.latency_ms is not None:
             attrs["latency_ms"] = cand.latency_ms
@@ -304,21 +320,17 @@ class Objective:
         original = find_duplicate(trial.study, cand.key, trial.number)
         if original is not None:
             return self._reuse(trial, original, cand.costs)
-        try:
-            outcome = run_trial(cand.spec, cand.config, self.data,
-                                self._reporter(trial, cand.config.epochs),
-                                keep_weights=True)
-        except Exception as e:
-            self._record_error(trial, e)
-            raise AssertionError("unreachable") from e  # _record_error raises
+        reporter = self._reporter(trial, cand.config.epochs)
+        outcome = run_trial(cand.spec, cand.config, self.data, reporter, keep_weights=True)
         for key, value in outcome.metrics.items():
             trial.set_user_attr(key, value)
-        trial.set_user_attr("duration_s", time.perf_counter() - start)
         if outcome.pruned:
             trial.set_user_attr("pruned_at", int(outcome.metrics["epochs"]))
             raise optuna.TrialPruned(f"pruned after epoch {int(outcome.metrics['epochs'])}")
-        values = [outcome.metrics["val_acc"] if m == "val_acc" else cand.costs[m]
-                  for m, _ in self.objectives]
+        values = [
+            outcome.metrics["val_acc"] if m == "val_acc" else cand.costs[m]
+            for m, _ in self.objectives
+        ]
         if outcome.state_dict is not None and results.worth_keeping(trial.study, values):
             path = results.save_weights(self.out, trial.number, outcome.state_dict)
             trial.set_user_attr("weights", path)
@@ -335,24 +347,38 @@ class Objective:
             if multi:  # Optuna prunes single-objective studies only
                 return False
             trial.report(metrics["val_acc"], epoch)
-            return trial.should_prune()
+            return epoch < epochs and trial.should_prune()  # a finished trial is complete
 
         return report
 
-    def _reuse(self, trial: optuna.Trial, original: FrozenTrial,
-               costs: dict[str, float]) -> float | list[float]:
+    def _reuse(
+        self, trial: optuna.Trial, original: FrozenTrial, costs: dict[str, float]
+    ) -> float | list[float]:
         number = original.user_attrs.get("duplicate_of", original.number)
         trial.set_user_attr("duplicate_of", number)
-        for key in ("val_acc", "best_val_acc", "val_loss", "train_loss", "epochs",
-                    "train_time_s", "images_per_s", "weights", "pruned_at", "diverged"):
+        for key in (
+            "val_acc",
+            "best_val_acc",
+            "val_loss",
+            "train_loss",
+            "epochs",
+            "train_time_s",
+            "images_per_s",
+            "weights",
+            "pruned_at",
+            "diverged",
+        ):
             if key in original.user_attrs:
                 trial.set_user_attr(key, original.user_attrs[key])
         trial.set_user_attr("duration_s", 0.0)
         if original.state == TrialState.PRUNED:
-            raise optuna.TrialPruned(f"same architecture and settings as trial {number}, "
-                                     "which was pruned")
-        values = [original.user_attrs["val_acc"] if m == "val_acc" else costs[m]
-                  for m, _ in self.objectives]
+            raise optuna.TrialPruned(
+                f"same architecture and settings as trial {number}, which was pruned"
+            )
+        values = [
+            original.user_attrs["val_acc"] if m == "val_acc" else costs[m]
+            for m, _ in self.objectives
+        ]
         return values[0] if len(values) == 1 else values
 
     def _record_error(self, trial: optuna.Trial, error: Exception) -> None:
@@ -374,11 +400,11 @@ class Objective:
 def find_duplicate(study: optuna.Study, key: str, number: int) -> FrozenTrial | None:
     """A finished, trained trial with the same key (architecture + training settings)."""
     for t in study.get_trials(deepcopy=False, states=FINISHED):
-        if t.number != number and t.user_attrs.get("trial_key") == key \
-                and "infeasible" not in t.user_attrs and "error" not in t.user_attrs:
-            if t.state == TrialState.COMPLETE or "pruned_at" in t.user_attrs \
-                    or "diverged" in t.user_attrs:
-                return t
+        a = t.user_attrs
+        if t.number == number or a.get("trial_key") != key or "infeasible" in a:
+            continue
+        if t.state == TrialState.COMPLETE or "pruned_at" in a or "diverged" in a:
+            return t
     return None
 
 
@@ -399,8 +425,10 @@ class _Stopper:
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.fails = self.fails + 1 if trial.state == TrialState.FAIL else 0
         if self.fails >= MAX_FAILS_IN_A_ROW:
-            self.error = (f"{self.fails} trials in a row failed; the last one: "
-                          f"{trial.user_attrs.get('error', 'unknown error')}")
+            self.error = (
+                f"{self.fails} trials in a row failed; the last one: "
+                f"{trial.user_attrs.get('error', 'unknown error')}"
+            )
             study.stop()
         elif self.finished(study) >= self.target:
             study.stop()
@@ -416,4 +444,3 @@ def _quiet_optuna():
         yield
     finally:
         optuna.logging.set_verbosity(level)
-

@@ -132,8 +132,7 @@ class RegularizedEvolutionSampler(BaseSampler):
         if isinstance(dist, IntDistribution):
             if dist.log:
                 for _ in range(16):
-                    v = int(round(math.exp(rng.uniform(math.log(dist.low),
-                                                       math.log(dist.high)))))
+                    v = int(round(math.exp(rng.uniform(math.log(dist.low), math.log(dist.high)))))
                     v = min(max(v, dist.low), dist.high)
                     if v != current:
                         return v

@@ -32,8 +32,14 @@ def fmt_time(seconds: float) -> str:
 class Progress:
     """Optuna callback (after each trial) plus per-epoch updates from the objective."""
 
-    def __init__(self, total: int, name: str, settings: SearchSettings,
-                 enabled: bool | None = None, stream: IO[str] | None = None) -> None:
+    def __init__(
+        self,
+        total: int,
+        name: str,
+        settings: SearchSettings,
+        enabled: bool | None = None,
+        stream: IO[str] | None = None,
+    ) -> None:
         self.stream = stream or sys.stderr
         self.enabled = enabled is not False
         self.live = bool(enabled is not False and _isatty(self.stream))
@@ -48,23 +54,29 @@ class Progress:
     # -- events ------------------------------------------------------------------------------
     def start(self, study: optuna.Study, data: DataHandle) -> None:
         self.start_time = time.perf_counter()
-        finished = [t for t in study.get_trials(deepcopy=False)
-                    if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        finished = [
+            t
+            for t in study.get_trials(deepcopy=False)
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        ]
         self.done_at_start = self.done = len(finished)
         for t in finished:
             self._track_best(t)
         s = self.settings
         resumed = f", resuming with {self.done} finished" if self.done else ""
-        self._print(f"search {self.name}: {self.total} trials on {data.dataset}, "
-                    f"sampler {s.sampler.name}, pruner {s.pruner.name}, "
-                    f"objectives {', '.join(m for m, _ in s.directions())}{resumed}")
+        self._print(
+            f"search {self.name}: {self.total} trials on {data.dataset}, "
+            f"sampler {s.sampler.name}, pruner {s.pruner.name}, "
+            f"objectives {', '.join(m for m, _ in s.directions())}{resumed}"
+        )
 
     def trial_started(self, number: int) -> None:
         self.current = f"trial {number} starting"
         self._refresh()
 
-    def epoch(self, number: int, epoch: int, epochs: int | None,
-              metrics: dict[str, float]) -> None:
+    def epoch(
+        self, number: int, epoch: int, epochs: int | None, metrics: dict[str, float]
+    ) -> None:
         of = f"/{epochs}" if epochs else ""
         self.current = f"trial {number} epoch {epoch}{of} val_acc {metrics['val_acc']:.3f}"
         self._refresh()
@@ -79,11 +91,16 @@ class Progress:
         a = trial.user_attrs
         acc = f" val_acc {a['val_acc']:.4f}" if a.get("val_acc") is not None else ""
         size = f" params {a['n_params']:,}" if a.get("n_params") is not None else ""
-        secs = (trial.datetime_complete - trial.datetime_start).total_seconds() \
-            if trial.datetime_complete and trial.datetime_start else 0.0
-        self._print(f"[{self.done:>{len(str(self.total))}}/{self.total}] trial {trial.number} "
-                    f"{status(trial)}{acc}{size} ({secs:.1f}s) | {self._best_text()} | "
-                    f"{self._time_text()}")
+        secs = (
+            (trial.datetime_complete - trial.datetime_start).total_seconds()
+            if trial.datetime_complete and trial.datetime_start
+            else 0.0
+        )
+        self._print(
+            f"[{self.done:>{len(str(self.total))}}/{self.total}] trial {trial.number} "
+            f"{status(trial)}{acc}{size} ({secs:.1f}s) | {self._best_text()} | "
+            f"{self._time_text()}"
+        )
 
     def close(self) -> None:
         if self.live:
@@ -111,8 +128,7 @@ class Progress:
         if trial.constraints and any(v > 0 for v in trial.constraints.values()):
             return
         value = trial.values[0]
-        if self.best is None or (value > self.best[0] if self.maximize else
-                                 value < self.best[0]):
+        if self.best is None or (value > self.best[0] if self.maximize else value < self.best[0]):
             self.best = (value, trial.number)
 
     def _best_text(self) -> str:

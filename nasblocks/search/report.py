@@ -55,19 +55,27 @@ def write_report(study: optuna.Study, out: Path) -> Path:
     lines += notes + ([""] if notes else [])
     lines += _top_table(complete, acc_index)
     if front:
-        lines += ["## Pareto front", "",
-                  f"{len(front)} architectures, one file each in `pareto/`:", ""]
+        lines += [
+            "## Pareto front",
+            "",
+            f"{len(front)} architectures, one file each in `pareto/`:",
+            "",
+        ]
         lines += _table(front, [f"pareto/trial_{t.number}.yaml" for t in front])
     if importances:
         lines += ["## Parameter importances", "", "| parameter | importance |", "|---|---:|"]
         lines += [f"| `{k}` | {v:.3f} |" for k, v in importances.items()] + [""]
     lines += _problems(trials)
     storage = run.get("storage", "")
-    lines += ["## Reproduce", "",
-              f"- Regenerate this report: `nasblocks report {out}`",
-              f"- Browse the study: `optuna-dashboard {storage}`" if storage else "",
-              f"- Train the best again: `nasblocks train {out}/best.yaml --dataset "
-              f"{study.user_attrs.get('dataset', 'digits')}`", ""]
+    lines += [
+        "## Reproduce",
+        "",
+        f"- Regenerate this report: `nasblocks report {out}`",
+        f"- Browse the study: `optuna-dashboard {storage}`" if storage else "",
+        f"- Train the best again: `nasblocks train {out}/best.yaml --dataset "
+        f"{study.user_attrs.get('dataset', 'digits')}`",
+        "",
+    ]
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
@@ -87,17 +95,21 @@ def _overview(study: optuna.Study, trials: list[FrozenTrial], run: dict) -> list
         from nasblocks.search.progress import fmt_time
 
         wall = f", {fmt_time((end - begin).total_seconds())} from first start to last finish"
-    directions = ", ".join(f"{n} ({d.name.lower()})" for n, d in
-                           zip(results.objective_names(study), study.directions))
+    directions = ", ".join(
+        f"{n} ({d.name.lower()})"
+        for n, d in zip(results.objective_names(study), study.directions, strict=True)
+    )
     out = [
         f"- Space: `{run.get('space') or study.user_attrs.get('space', '?')}`",
         f"- Data: {study.user_attrs.get('dataset', '?')}",
         f"- Objectives: {directions}",
     ]
     if settings:
-        out.append(f"- Sampler: {settings['sampler']['name']}, pruner: "
-                   f"{settings['pruner']['name']}, seed {settings['seed']}, "
-                   f"{settings['budget']['epochs']} epochs per trial")
+        out.append(
+            f"- Sampler: {settings['sampler']['name']}, pruner: "
+            f"{settings['pruner']['name']}, seed {settings['seed']}, "
+            f"{settings['budget']['epochs']} epochs per trial"
+        )
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
     out += [f"- Trials: {len(trials)} ({kinds}){wall}", ""]
     return out
@@ -110,14 +122,18 @@ def _best_section(study: optuna.Study, best: FrozenTrial | None, out: Path) -> l
     lines = ["## Best architecture", "", f"**{results.describe(best)}**", ""]
     test = study.user_attrs.get("best_test")
     if test and test.get("trial") == best.number:
-        lines.append(f"- Test accuracy: **{test['test_acc']:.4f}** "
-                     f"({test.get('images', '?')} held-out test images, scored once)")
+        lines.append(
+            f"- Test accuracy: **{test['test_acc']:.4f}** "
+            f"({test.get('images', '?')} held-out test images, scored once)"
+        )
     else:
         lines.append("- Test accuracy: not evaluated for this trial")
     weights = "`best.pt`" if (out / "best.pt").is_file() else "not kept"
-    lines += [f"- Spec: `best.yaml` (buildable: `nasblocks.build('{out}/best.yaml')`), "
-              f"weights: {weights}",
-              f"- Spec hash: `{a.get('spec_hash')}`"]
+    lines += [
+        f"- Spec: `best.yaml` (buildable: `nasblocks.build('{out}/best.yaml')`), "
+        f"weights: {weights}",
+        f"- Spec hash: `{a.get('spec_hash')}`",
+    ]
     if a.get("duplicate_of") is not None:
         lines.append(f"- Same architecture and settings as trial {a['duplicate_of']}")
     train = a.get("train", {})
@@ -220,8 +236,9 @@ def _run_info(out: Path) -> dict:
 
 def param_importances(study: optuna.Study, acc_index: int = 0) -> tuple[dict[str, float], str]:
     """``({param: importance}, "")``, or ``({}, why not)``."""
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if _feasible(t)]
+    done = [
+        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if _feasible(t)
+    ]
     if len(done) < 2:
         return {}, f"{len(done)} completed trial{'s' if len(done) != 1 else ''}, need 2"
     import warnings
@@ -232,8 +249,10 @@ def param_importances(study: optuna.Study, acc_index: int = 0) -> tuple[dict[str
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             imp = get_param_importances(
-                study, evaluator=FanovaImportanceEvaluator(seed=0),
-                target=lambda t: t.values[acc_index])
+                study,
+                evaluator=FanovaImportanceEvaluator(seed=0),
+                target=lambda t: t.values[acc_index],
+            )
     except (ValueError, RuntimeError, ZeroDivisionError, IndexError) as e:
         return {}, f"Optuna could not compute them ({e})"
     imp = {k: float(v) for k, v in imp.items() if math.isfinite(v)}
@@ -252,18 +271,26 @@ def _figure(width: float = 6.4, height: float = 4.0):
 
 
 def _plot_history(trials: list[FrozenTrial], acc_index: int, path: Path) -> bool:
-    points = [(t.number, t.values[acc_index]) for t in trials
-              if t.state == TrialState.COMPLETE and t.values and _feasible(t)]
-    pruned = [(t.number, t.intermediate_values[max(t.intermediate_values)]) for t in trials
-              if t.state == TrialState.PRUNED and t.intermediate_values]
+    points = [
+        (t.number, t.values[acc_index])
+        for t in trials
+        if t.state == TrialState.COMPLETE and t.values and _feasible(t)
+    ]
+    pruned = [
+        (t.number, t.intermediate_values[max(t.intermediate_values)])
+        for t in trials
+        if t.state == TrialState.PRUNED and t.intermediate_values
+    ]
     if not points and not pruned:
         return False
     fig = _figure()
     ax = fig.add_subplot()
     if pruned:
-        ax.scatter(*zip(*pruned), marker="x", color="0.6", label="pruned (last epoch)")
+        ax.scatter(
+            *zip(*pruned, strict=True), marker="x", color="0.6", label="pruned (last epoch)"
+        )
     if points:
-        ax.scatter(*zip(*points), color="tab:blue", label="complete")
+        ax.scatter(*zip(*points, strict=True), color="tab:blue", label="complete")
         best, xs, ys = -math.inf, [], []
         for n, v in sorted(points):
             best = max(best, v)
@@ -274,30 +301,42 @@ def _plot_history(trials: list[FrozenTrial], acc_index: int, path: Path) -> bool
     ax.set_ylabel("validation accuracy")
     ax.set_title("Optimization history")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")
     fig.savefig(path)
     return True
 
 
-def _plot_acc_params(complete: list[FrozenTrial], best: FrozenTrial | None,
-                     front: list[FrozenTrial], path: Path) -> bool:
-    pts = [(t.user_attrs["n_params"], t.user_attrs["val_acc"], t.number) for t in complete
-           if t.user_attrs.get("n_params") and t.user_attrs.get("val_acc") is not None]
+def _plot_acc_params(
+    complete: list[FrozenTrial], best: FrozenTrial | None, front: list[FrozenTrial], path: Path
+) -> bool:
+    pts = [
+        (t.user_attrs["n_params"], t.user_attrs["val_acc"], t.number)
+        for t in complete
+        if t.user_attrs.get("n_params") and t.user_attrs.get("val_acc") is not None
+    ]
     if not pts:
         return False
     fig = _figure()
     ax = fig.add_subplot()
-    ax.scatter([p[0] for p in pts], [p[1] for p in pts], color="tab:blue", alpha=0.7,
-               label="trials")
+    ax.scatter(
+        [p[0] for p in pts], [p[1] for p in pts], color="tab:blue", alpha=0.7, label="trials"
+    )
     on_front = {t.number for t in front}
     if on_front:
         f = sorted(p for p in pts if p[2] in on_front)
-        ax.plot([p[0] for p in f], [p[1] for p in f], "o-", color="tab:orange",
-                label="Pareto front")
+        ax.plot(
+            [p[0] for p in f], [p[1] for p in f], "o-", color="tab:orange", label="Pareto front"
+        )
     if best is not None and best.user_attrs.get("n_params"):
-        ax.scatter([best.user_attrs["n_params"]], [best.user_attrs["val_acc"]], s=160,
-                   facecolors="none", edgecolors="tab:red", linewidths=2,
-                   label=f"best (trial {best.number})")
+        ax.scatter(
+            [best.user_attrs["n_params"]],
+            [best.user_attrs["val_acc"]],
+            s=160,
+            facecolors="none",
+            edgecolors="tab:red",
+            linewidths=2,
+            label=f"best (trial {best.number})",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("parameters")
     ax.set_ylabel("validation accuracy")
@@ -308,8 +347,13 @@ def _plot_acc_params(complete: list[FrozenTrial], best: FrozenTrial | None,
     return True
 
 
-def _plot_pareto(complete: list[FrozenTrial], front: list[FrozenTrial], names: list[str],
-                 acc_index: int, path: Path) -> bool:
+def _plot_pareto(
+    complete: list[FrozenTrial],
+    front: list[FrozenTrial],
+    names: list[str],
+    acc_index: int,
+    path: Path,
+) -> bool:
     others = [i for i in range(len(names)) if i != acc_index]
     if not others or not complete:
         return False
@@ -319,11 +363,21 @@ def _plot_pareto(complete: list[FrozenTrial], front: list[FrozenTrial], names: l
         ax = fig.add_subplot(1, len(others), k)
         rest = [t for t in complete if t.number not in on_front]
         if rest:
-            ax.scatter([t.values[i] for t in rest], [t.values[acc_index] for t in rest],
-                       color="0.6", alpha=0.7, label="dominated")
+            ax.scatter(
+                [t.values[i] for t in rest],
+                [t.values[acc_index] for t in rest],
+                color="0.6",
+                alpha=0.7,
+                label="dominated",
+            )
         f = sorted(front, key=lambda t: t.values[i])
-        ax.plot([t.values[i] for t in f], [t.values[acc_index] for t in f], "o-",
-                color="tab:orange", label="Pareto front")
+        ax.plot(
+            [t.values[i] for t in f],
+            [t.values[acc_index] for t in f],
+            "o-",
+            color="tab:orange",
+            label="Pareto front",
+        )
         if all(t.values[i] > 0 for t in complete):
             ax.set_xscale("log")
         ax.set_xlabel(names[i])

@@ -33,8 +33,11 @@ WEIGHTS_DIR = "trials"
 
 def objective_names(study: optuna.Study) -> list[str]:
     names = study.user_attrs.get("objectives")
-    return list(names) if names else ["val_acc"] + [f"objective_{i}" for i in
-                                                      range(1, len(study.directions))]
+    return (
+        list(names)
+        if names
+        else ["val_acc"] + [f"objective_{i}" for i in range(1, len(study.directions))]
+    )
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
@@ -53,24 +56,30 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
 
 
 def pareto_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The Pareto front, one trial per architecture + settings (duplicates dropped)."""
     if len(study.directions) == 1:
         return []
-    return sorted(study.best_trials, key=lambda t: t.number)
+    out, seen = [], set()
+    for t in sorted(study.best_trials, key=lambda t: t.number):
+        key = t.user_attrs.get("trial_key", t.number)
+        if key not in seen:
+            seen.add(key)
+            out.append(t)
+    return out
 
 
 def worth_keeping(study: optuna.Study, values: list[float]) -> bool:
     """Would a trial with ``values`` be the best (or on the Pareto front) so far?"""
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     done = [t for t in done if all(v <= 0 for v in t.constraints.values())]
-    signs = [1.0 if d == optuna.study.StudyDirection.MAXIMIZE else -1.0
-             for d in study.directions]
-    mine = [s * v for s, v in zip(signs, values)]
+    signs = [1.0 if d == optuna.study.StudyDirection.MAXIMIZE else -1.0 for d in study.directions]
+    mine = [s * v for s, v in zip(signs, values, strict=True)]
     for t in done:
-        theirs = [s * v for s, v in zip(signs, t.values)]
+        theirs = [s * v for s, v in zip(signs, t.values, strict=True)]
         if len(values) == 1:
             if theirs[0] >= mine[0]:
                 return False
-        elif all(a >= b for a, b in zip(theirs, mine)) and theirs != mine:
+        elif all(a >= b for a, b in zip(theirs, mine, strict=True)) and theirs != mine:
             return False
     return True
 
@@ -98,8 +107,7 @@ def prune_weights(study: optuna.Study, out: Path) -> None:
         return
     keep_trials = pareto_trials(study) or [t for t in [best_trial(study)] if t is not None]
     keep = {t.user_attrs.get("weights") for t in keep_trials}
-    finished = {t.number for t in study.get_trials(deepcopy=False)
-                if t.state.is_finished()}
+    finished = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
     for path in folder.glob("*.pt"):
         if not path.stem.isdigit() or int(path.stem) not in finished:
             continue  # a running trial's weights, or not ours
@@ -110,20 +118,25 @@ def prune_weights(study: optuna.Study, out: Path) -> None:
 # -- files -----------------------------------------------------------------------------------
 
 
-def write_run_file(out: Path, space: SearchSpace, storage: str, study_name: str,
-                   data: DataHandle) -> None:
+def write_run_file(
+    out: Path, space: SearchSpace, storage: str, study_name: str, data: DataHandle
+) -> None:
     """``run.json``: what `nasblocks report OUT` needs to find the study again."""
     import dataclasses
 
     info = {
-        "space": space.file, "space_name": space.name, "storage": storage,
-        "study_name": study_name, "data": dataclasses.asdict(data),
+        "space": space.file,
+        "space_name": space.name,
+        "storage": storage,
+        "study_name": study_name,
+        "data": dataclasses.asdict(data),
         "settings": space.settings.model_dump(mode="json"),
     }
     (out / RUN_FILE).write_text(json.dumps(info, indent=2) + "\n")
     (out / "space.yaml").write_text(
         f"# The search space as run (after --set overrides), from {space.file}\n"
-        + yaml.safe_dump(space.raw, sort_keys=False))
+        + yaml.safe_dump(space.raw, sort_keys=False)
+    )
 
 
 def read_run_file(out: Path) -> dict[str, Any]:
@@ -140,11 +153,11 @@ def load_study(out: Path) -> optuna.Study:
     run = read_run_file(out)
     with _quiet_optuna():
         try:
-            return optuna.load_study(study_name=run["study_name"],
-                                     storage=open_storage(run["storage"]))
+            return optuna.load_study(
+                study_name=run["study_name"], storage=open_storage(run["storage"])
+            )
         except KeyError as e:
-            raise SearchError(f"study {run['study_name']!r} not found in {run['storage']}") \
-                from e
+            raise SearchError(f"study {run['study_name']!r} not found in {run['storage']}") from e
 
 
 def status(t: FrozenTrial) -> str:
@@ -152,7 +165,8 @@ def status(t: FrozenTrial) -> str:
     a = t.user_attrs
     if "duplicate_of" in a:
         return f"duplicate of {a['duplicate_of']}" + (
-            " (pruned)" if t.state == TrialState.PRUNED else "")
+            " (pruned)" if t.state == TrialState.PRUNED else ""
+        )
     if t.state == TrialState.COMPLETE:
         return "ok"
     if t.state == TrialState.PRUNED:
@@ -170,8 +184,18 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
     """One row per trial: number, state, status, objectives and costs, duration, hash, and
     every sampled parameter (under its YAML-path name)."""
     names = objective_names(study)
-    fixed = ["number", "state", "status", "val_acc", "n_params", "flops", "latency_ms",
-             "epochs", "duration_s", "spec_hash"]
+    fixed = [
+        "number",
+        "state",
+        "status",
+        "val_acc",
+        "n_params",
+        "flops",
+        "latency_ms",
+        "epochs",
+        "duration_s",
+        "spec_hash",
+    ]
     rows = []
     for t in study.get_trials(deepcopy=False):
         a = t.user_attrs
@@ -185,8 +209,7 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
         row["latency_ms"] = a.get("latency_ms")
         row["epochs"] = a.get("epochs")
         if t.datetime_start and t.datetime_complete:
-            row["duration_s"] = round((t.datetime_complete - t.datetime_start)
-                                      .total_seconds(), 3)
+            row["duration_s"] = round((t.datetime_complete - t.datetime_start).total_seconds(), 3)
         row["spec_hash"] = a.get("spec_hash")
         for key, value in t.params.items():
             row[key if key not in fixed else f"param:{key}"] = value
@@ -257,9 +280,11 @@ def write_outputs(study: optuna.Study, out: Path) -> FrozenTrial | None:
         return None
     dataset = study.user_attrs.get("dataset", "digits")
     epochs = best.user_attrs.get("train", {}).get("epochs", 3)
-    header = (f"Best architecture of study {study.study_name!r}: {describe(best)}\n"
-              f"Train it again: nasblocks train best.yaml --dataset {dataset} "
-              f"--epochs {epochs}")
+    header = (
+        f"Best architecture of study {study.study_name!r}: {describe(best)}\n"
+        f"Train it again: nasblocks train best.yaml --dataset {dataset} "
+        f"--epochs {epochs}"
+    )
     (out / "best.yaml").write_text(spec_yaml(best, header))
     weights = best.user_attrs.get("weights")
     if weights and (out / weights).is_file():
@@ -273,8 +298,11 @@ def write_outputs(study: optuna.Study, out: Path) -> FrozenTrial | None:
         for old in folder.glob("*.yaml"):
             old.unlink()
         for t in front:
-            text = spec_yaml(t, f"Pareto-optimal architecture: {describe(t)}\n"
-                                f"weights: {t.user_attrs.get('weights', 'not kept')}")
+            text = spec_yaml(
+                t,
+                f"Pareto-optimal architecture: {describe(t)}\n"
+                f"weights: {t.user_attrs.get('weights', 'not kept')}",
+            )
             (folder / f"trial_{t.number}.yaml").write_text(text)
     return best
 
@@ -296,7 +324,13 @@ def evaluate_best(study: optuna.Study, out: Path, data: DataHandle) -> float | N
     config = TrainConfig.model_validate(best.user_attrs["train"])
     weights = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
     scores = evaluate_weights(best.user_attrs["spec"], weights, config, data, "test")
-    study.set_user_attr("best_test", {"trial": best.number, "test_acc": scores["acc"],
-                                      "test_loss": scores["loss"],
-                                      "images": int(scores.get("images", 0))})
+    study.set_user_attr(
+        "best_test",
+        {
+            "trial": best.number,
+            "test_acc": scores["acc"],
+            "test_loss": scores["loss"],
+            "images": int(scores.get("images", 0)),
+        },
+    )
     return scores["acc"]

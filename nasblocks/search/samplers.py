@@ -36,25 +36,33 @@ def make_sampler(space: SearchSpace, seed: int | None) -> optuna.samplers.BaseSa
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if s.name == "tpe":
             return optuna.samplers.TPESampler(
-                seed=seed, n_startup_trials=10 if s.n_startup_trials is None
-                else s.n_startup_trials, multivariate=True)
+                seed=seed,
+                n_startup_trials=10 if s.n_startup_trials is None else s.n_startup_trials,
+                multivariate=True,
+            )
         if s.name == "random":
             return optuna.samplers.RandomSampler(seed=seed)
         if s.name == "nsga2":
-            return optuna.samplers.NSGAIISampler(seed=seed,
-                                                 population_size=s.population_size or 50)
+            return optuna.samplers.NSGAIISampler(
+                seed=seed, population_size=s.population_size or 50
+            )
         if s.name == "grid":
             return optuna.samplers.GridSampler(space.grid(), seed=seed)
         if s.name == "evolution":
             if multi:
-                raise space.error("the evolution sampler is single-objective; use nsga2 or "
-                                  "tpe with several objectives", ("search", "sampler"))
+                raise space.error(
+                    "the evolution sampler is single-objective; use nsga2 or "
+                    "tpe with several objectives",
+                    ("search", "sampler"),
+                )
             from nasblocks.search.evolution import RegularizedEvolutionSampler
 
             population = s.population_size or 10
             return RegularizedEvolutionSampler(
                 population_size=population,
-                tournament_size=min(s.tournament_size or 3, population), seed=seed)
+                tournament_size=min(s.tournament_size or 3, population),
+                seed=seed,
+            )
     raise SearchError(f"unknown sampler {s.name!r}")  # pragma: no cover (pydantic checked)
 
 
@@ -64,13 +72,17 @@ def make_pruner(settings: PrunerSettings, epochs: int, multi_objective: bool):
     if multi_objective or settings.name == "none":
         return optuna.pruners.NopPruner()
     if settings.name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=settings.n_startup_trials,
-                                           n_warmup_steps=settings.n_warmup_steps)
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=settings.n_startup_trials, n_warmup_steps=settings.n_warmup_steps
+        )
     if settings.name == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=settings.min_resource, reduction_factor=settings.reduction_factor)
+            min_resource=settings.min_resource, reduction_factor=settings.reduction_factor
+        )
     if settings.name == "hyperband":
         return optuna.pruners.HyperbandPruner(
-            min_resource=settings.min_resource, max_resource=max(epochs, settings.min_resource),
-            reduction_factor=settings.reduction_factor)
+            min_resource=settings.min_resource,
+            max_resource=max(epochs, settings.min_resource),
+            reduction_factor=settings.reduction_factor,
+        )
     raise SearchError(f"unknown pruner {settings.name!r}")  # pragma: no cover

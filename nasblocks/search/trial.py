@@ -42,8 +42,12 @@ class DataHandle:
     @classmethod
     def from_settings(cls, data: DataSettings, seed: int) -> DataHandle:
         return cls(
-            dataset=data.dataset, root=data.root, download=data.download, seed=seed,
-            val_fraction=data.val_fraction, synthetic_size=data.synthetic_size,
+            dataset=data.dataset,
+            root=data.root,
+            download=data.download,
+            seed=seed,
+            val_fraction=data.val_fraction,
+            synthetic_size=data.synthetic_size,
             synthetic_shape=tuple(data.synthetic_shape),  # type: ignore[arg-type]
             synthetic_classes=data.synthetic_classes,
         )
@@ -54,12 +58,17 @@ class DataHandle:
         if splits is None:
             from nasblocks.train import load_dataset
 
-            kwargs: dict[str, Any] = {"seed": self.seed, "val_fraction": self.val_fraction,
-                                      "download": self.download}
+            kwargs: dict[str, Any] = {
+                "seed": self.seed,
+                "val_fraction": self.val_fraction,
+                "download": self.download,
+            }
             if self.dataset == "synthetic":
-                kwargs.update(synthetic_size=self.synthetic_size,
-                              synthetic_shape=self.synthetic_shape,
-                              synthetic_classes=self.synthetic_classes)
+                kwargs.update(
+                    synthetic_size=self.synthetic_size,
+                    synthetic_shape=self.synthetic_shape,
+                    synthetic_classes=self.synthetic_classes,
+                )
             splits = load_dataset(self.dataset, self.root, **kwargs)
             _LOADED.clear()  # one dataset per process at a time
             _PREPARED.clear()
@@ -152,8 +161,11 @@ def run_trial(
 
 
 def evaluate_weights(
-    spec: Spec | Mapping[str, Any], weights: Mapping[str, Any], config: TrainConfig,
-    data: DataHandle, split: str = "test",
+    spec: Spec | Mapping[str, Any],
+    weights: Mapping[str, Any],
+    config: TrainConfig,
+    data: DataHandle,
+    split: str = "test",
 ) -> dict[str, float]:
     """Accuracy and loss of ``spec`` with ``weights`` on one split (the final test score)."""
     from nasblocks.train.trainer import evaluate, resolve_device

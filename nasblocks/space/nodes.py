@@ -26,8 +26,11 @@ from typing import Any, Protocol
 from nasblocks.errors import SpecError, YamlPath, format_path
 
 NODE_KEYS = ("choice", "int", "float")
-OPTION_KEYS = {"choice": ("label", "names"), "int": ("label", "step", "log"),
-               "float": ("label", "step", "log")}
+OPTION_KEYS = {
+    "choice": ("label", "names"),
+    "int": ("label", "step", "log"),
+    "float": ("label", "step", "log"),
+}
 MAX_GRID = 1000  # values one int node may enumerate for the grid sampler
 
 Scalar = str | int | float | bool | None
@@ -44,7 +47,7 @@ class Choice:
     label: str | None = None
 
     def option(self, label: Scalar) -> Any:
-        for lab, opt in zip(self.labels, self.options):
+        for lab, opt in zip(self.labels, self.options, strict=True):
             if lab == label and type(lab) is type(label):
                 return opt
         raise SpecError(f"{label!r} is not one of {list(self.labels)}", self.path)
@@ -73,8 +76,11 @@ class IntRange:
 
     def grid(self) -> list[int]:
         if (self.high - self.low) // self.step + 1 > MAX_GRID:
-            raise SpecError(f"the grid sampler enumerates at most {MAX_GRID} values per node; "
-                            "give this int a larger step", self.path)
+            raise SpecError(
+                f"the grid sampler enumerates at most {MAX_GRID} values per node; "
+                "give this int a larger step",
+                self.path,
+            )
         return list(range(self.low, self.high + 1, self.step))
 
 
@@ -95,8 +101,11 @@ class FloatRange:
 
     def grid(self) -> list[float]:
         if self.step is None:
-            raise SpecError("the grid sampler needs a finite set: give this float a `step` "
-                            "or make it a choice", self.path)
+            raise SpecError(
+                "the grid sampler needs a finite set: give this float a `step` "
+                "or make it a choice",
+                self.path,
+            )
         n = int(math.floor((self.high - self.low) / self.step + 1e-9))
         return [round(self.low + i * self.step, 12) for i in range(n + 1)]
 
@@ -152,8 +161,10 @@ def parse_node(value: dict, path: YamlPath, name_of: NameFn) -> Node:
     allowed = OPTION_KEYS[kind]
     for key in value:
         if key != kind and key not in allowed:
-            raise SpecError(f"unknown key {key!r} in a {kind} node; it takes "
-                            f"{', '.join(allowed)}", (*path, key))
+            raise SpecError(
+                f"unknown key {key!r} in a {kind} node; it takes {', '.join(allowed)}",
+                (*path, key),
+            )
     label = value.get("label")
     if label is not None and (not isinstance(label, str) or not label.strip()):
         raise SpecError("label is a non-empty name", (*path, "label"))
@@ -179,8 +190,9 @@ def parse_node(value: dict, path: YamlPath, name_of: NameFn) -> Node:
             raise SpecError("an int step is a whole number", (*path, "step"))
         step = step or 1
         if (high - low) % step:
-            raise SpecError(f"high - low ({high - low}) is not a multiple of step {step}",
-                            (*path, kind))
+            raise SpecError(
+                f"high - low ({high - low}) is not a multiple of step {step}", (*path, kind)
+            )
         if low > high:
             raise SpecError(f"low {low} is above high {high}", (*path, kind))
         if log and low < 1:
@@ -206,8 +218,11 @@ def _choice(value: dict, path: YamlPath, name: str, label: str | None, name_of: 
     )
     names = value.get("names")
     if names is not None:
-        if not (isinstance(names, list) and len(names) == len(options)
-                and all(isinstance(n, str) and n for n in names)):
+        if not (
+            isinstance(names, list)
+            and len(names) == len(options)
+            and all(isinstance(n, str) and n for n in names)
+        ):
             raise SpecError(f"names is a list of {len(options)} option names", (*path, "names"))
         labels: list[Scalar] = list(names)
     else:
@@ -216,8 +231,9 @@ def _choice(value: dict, path: YamlPath, name: str, label: str | None, name_of: 
     for i, lab in enumerate(labels):
         key = (type(lab).__name__, lab)
         if key in seen:
-            raise SpecError(f"option {i} repeats option {seen[key]} ({lab!r})",
-                            (*path, "choice", i))
+            raise SpecError(
+                f"option {i} repeats option {seen[key]} ({lab!r})", (*path, "choice", i)
+            )
         seen[key] = i
     return Choice(name, path, compiled, tuple(labels), label)
 
@@ -229,7 +245,7 @@ def _nested(parent: str, index: int, parent_path: YamlPath, name_of: NameFn) -> 
     def name(path: YamlPath, label: str | None) -> str:
         if label is not None:
             return name_of(path, label)
-        return format_path((parent, "choice", index, *path[len(base):]))
+        return format_path((parent, "choice", index, *path[len(base) :]))
 
     return name
 

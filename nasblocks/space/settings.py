@@ -17,7 +17,10 @@ Metric = Literal["val_acc", "params", "flops", "latency_ms"]
 Direction = Literal["maximize", "minimize"]
 
 DIRECTIONS: dict[str, Direction] = {
-    "val_acc": "maximize", "params": "minimize", "flops": "minimize", "latency_ms": "minimize",
+    "val_acc": "maximize",
+    "params": "minimize",
+    "flops": "minimize",
+    "latency_ms": "minimize",
 }
 
 
@@ -28,19 +31,32 @@ class _Model(BaseModel):
 class DataSettings(_Model):
     """Which data trials train on; images are resized to the spec's input."""
 
-    dataset: str = Field("digits", description="digits (offline default), synthetic, cifar10, "
-                         "cifar100, mnist, fashion_mnist, svhn or imagefolder:PATH.")
-    root: str | None = Field(None, description="Where dataset files live (default "
-                             "$NASBLOCKS_DATA or ~/.cache/nasblocks/datasets).")
+    dataset: str = Field(
+        "digits",
+        description="digits (offline default), synthetic, cifar10, "
+        "cifar100, mnist, fashion_mnist, svhn or imagefolder:PATH.",
+    )
+    root: str | None = Field(
+        None,
+        description="Where dataset files live (default "
+        "$NASBLOCKS_DATA or ~/.cache/nasblocks/datasets).",
+    )
     download: bool = Field(True, description="Let torchvision download missing files.")
-    val_fraction: float = Field(0.1, gt=0, lt=1, description="Share of the training images "
-                                "held out for validation (fixed by the seed).")
+    val_fraction: float = Field(
+        0.1,
+        gt=0,
+        lt=1,
+        description="Share of the training images held out for validation (fixed by the seed).",
+    )
     input_size: int | list[int] | None = Field(
-        None, description="Image size [H, W] (or one number) for spaces that do not set "
-        "`input`; channels come from the dataset. Default: the dataset's own size.")
+        None,
+        description="Image size [H, W] (or one number) for spaces that do not set "
+        "`input`; channels come from the dataset. Default: the dataset's own size.",
+    )
     synthetic_size: int = Field(2000, ge=20, description="Images of the synthetic dataset.")
-    synthetic_shape: list[int] = Field([3, 32, 32], min_length=3, max_length=3,
-                                       description="[C, H, W] of the synthetic dataset.")
+    synthetic_shape: list[int] = Field(
+        [3, 32, 32], min_length=3, max_length=3, description="[C, H, W] of the synthetic dataset."
+    )
     synthetic_classes: int = Field(10, ge=2, description="Classes of the synthetic dataset.")
 
     @field_validator("input_size")
@@ -57,10 +73,15 @@ class DataSettings(_Model):
 class Budget(_Model):
     """How much search: finished trials, wall-clock limit, epochs per trial."""
 
-    trials: int = Field(20, ge=1, description="Stop when this many trials have finished "
-                        "(complete, pruned or infeasible), counting earlier runs of the study.")
-    timeout: float | None = Field(None, gt=0, description="Stop starting trials after this "
-                                  "many seconds of this run.")
+    trials: int = Field(
+        20,
+        ge=1,
+        description="Stop when this many trials have finished "
+        "(complete, pruned or infeasible), counting earlier runs of the study.",
+    )
+    timeout: float | None = Field(
+        None, gt=0, description="Stop starting trials after this many seconds of this run."
+    )
     epochs: int = Field(3, ge=1, description="Epochs per trial (train.epochs overrides).")
 
 
@@ -68,10 +89,14 @@ class Constraints(_Model):
     """Limits checked before training: a sample that breaks one is infeasible, never trained."""
 
     max_params: float | None = Field(None, gt=0, description="Most trainable parameters.")
-    max_flops: float | None = Field(None, gt=0, description="Most FLOPs of one forward pass "
-                                    "of one image.")
-    max_latency_ms: float | None = Field(None, gt=0, description="Most milliseconds of one "
-                                         "forward pass, measured on the training device.")
+    max_flops: float | None = Field(
+        None, gt=0, description="Most FLOPs of one forward pass of one image."
+    )
+    max_latency_ms: float | None = Field(
+        None,
+        gt=0,
+        description="Most milliseconds of one forward pass, measured on the training device.",
+    )
 
 
 class LatencySettings(_Model):
@@ -87,12 +112,15 @@ class SamplerSettings(_Model):
     (regularized evolution, Real et al. 2019)."""
 
     name: SamplerName = Field("tpe", description="Sampler name.")
-    n_startup_trials: int | None = Field(None, ge=0, description="tpe: random trials before "
-                                         "the model is used (default 10).")
-    population_size: int | None = Field(None, ge=2, description="nsga2 / evolution: "
-                                        "population size (default 50 / 10).")
-    tournament_size: int | None = Field(None, ge=1, description="evolution: population "
-                                        "members drawn per tournament (default 3).")
+    n_startup_trials: int | None = Field(
+        None, ge=0, description="tpe: random trials before the model is used (default 10)."
+    )
+    population_size: int | None = Field(
+        None, ge=2, description="nsga2 / evolution: population size (default 50 / 10)."
+    )
+    tournament_size: int | None = Field(
+        None, ge=1, description="evolution: population members drawn per tournament (default 3)."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -104,14 +132,21 @@ class PrunerSettings(_Model):
     """Optuna pruner, fed the validation accuracy after every epoch (single objective only)."""
 
     name: PrunerName = Field("median", description="Pruner name.")
-    n_startup_trials: int = Field(3, ge=0, description="median: trials finished before any "
-                                  "is pruned.")
-    n_warmup_steps: int = Field(1, ge=0, description="median: epochs before a trial can be "
-                                "pruned.")
-    min_resource: int = Field(1, ge=1, description="successive_halving / hyperband: epochs "
-                              "every trial gets.")
-    reduction_factor: int = Field(3, ge=2, description="successive_halving / hyperband: "
-                                  "1 / share of trials promoted to the next rung.")
+    n_startup_trials: int = Field(
+        3, ge=0, description="median: trials finished before any is pruned."
+    )
+    n_warmup_steps: int = Field(
+        1, ge=0, description="median: epochs before a trial can be pruned."
+    )
+    min_resource: int = Field(
+        1, ge=1, description="successive_halving / hyperband: epochs every trial gets."
+    )
+    reduction_factor: int = Field(
+        3,
+        ge=2,
+        description="successive_halving / hyperband: "
+        "1 / share of trials promoted to the next rung.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -126,26 +161,38 @@ class SearchSettings(_Model):
 
     data: DataSettings = Field(default_factory=DataSettings, description=DataSettings.__doc__)
     train: dict[str, Any] = Field(
-        default_factory=dict, description="Training settings (fields of TrainConfig: lr, "
-        "batch_size, optimizer, weight_decay, augment ...); values may be search nodes.")
+        default_factory=dict,
+        description="Training settings (fields of TrainConfig: lr, "
+        "batch_size, optimizer, weight_decay, augment ...); values may be search nodes.",
+    )
     budget: Budget = Field(default_factory=Budget, description=Budget.__doc__)
     objectives: list[Metric] | dict[Metric, Direction] = Field(
-        ["val_acc"], description="What to optimise: val_acc alone, or with params / flops / "
+        ["val_acc"],
+        description="What to optimise: val_acc alone, or with params / flops / "
         "latency_ms for a multi-objective search (a list uses natural directions; a mapping "
-        "gives them).")
+        "gives them).",
+    )
     constraints: Constraints = Field(default_factory=Constraints, description=Constraints.__doc__)
-    latency: LatencySettings = Field(default_factory=LatencySettings,
-                                     description=LatencySettings.__doc__)
-    sampler: SamplerSettings = Field(default_factory=SamplerSettings,
-                                     description=SamplerSettings.__doc__)
-    pruner: PrunerSettings = Field(default_factory=PrunerSettings,
-                                   description=PrunerSettings.__doc__)
-    seed: int = Field(0, description="Seeds the sampler, the data split, weight init and "
-                      "training: same seed, same trials.")
-    study_name: str | None = Field(None, description="Optuna study name (default: the space "
-                                   "file's name).")
-    storage: str | None = Field(None, description="Optuna storage URL (default "
-                                "sqlite:///OUT/study.db).")
+    latency: LatencySettings = Field(
+        default_factory=LatencySettings, description=LatencySettings.__doc__
+    )
+    sampler: SamplerSettings = Field(
+        default_factory=SamplerSettings, description=SamplerSettings.__doc__
+    )
+    pruner: PrunerSettings = Field(
+        default_factory=PrunerSettings, description=PrunerSettings.__doc__
+    )
+    seed: int = Field(
+        0,
+        description="Seeds the sampler, the data split, weight init and "
+        "training: same seed, same trials.",
+    )
+    study_name: str | None = Field(
+        None, description="Optuna study name (default: the space file's name)."
+    )
+    storage: str | None = Field(
+        None, description="Optuna storage URL (default sqlite:///OUT/study.db)."
+    )
 
     @field_validator("objectives")
     @classmethod

@@ -123,8 +123,9 @@ def _compile(raw: dict, name: str, file: str | None, positions: Positions) -> Se
         raise SpecError("`search` is a mapping (data, train, budget, ...)", (SEARCH_KEY,))
     for key, value in section.items():
         if key != "train" and contains_node(value):
-            raise SpecError("search nodes are allowed in the spec and in search.train only",
-                            (SEARCH_KEY, key))
+            raise SpecError(
+                "search nodes are allowed in the spec and in search.train only", (SEARCH_KEY, key)
+            )
     try:
         settings = SearchSettings.model_validate(section)
     except ValidationError as e:
@@ -155,7 +156,9 @@ def _distinct_nodes(values: list[Any]) -> tuple[Node, ...]:
             elif other.definition() != node.definition():
                 raise SpecError(
                     f"{node.name!r} is defined differently at {format_path(other.path)}; "
-                    "nodes sharing a label must be identical", node.path)
+                    "nodes sharing a label must be identical",
+                    node.path,
+                )
     return tuple(seen.values())
 
 
@@ -163,9 +166,14 @@ def _settings_model(err: ValidationError):
     from nasblocks.space import settings as s
 
     loc = err.errors()[0]["loc"]
-    models = {"data": s.DataSettings, "budget": s.Budget, "constraints": s.Constraints,
-              "latency": s.LatencySettings, "sampler": s.SamplerSettings,
-              "pruner": s.PrunerSettings}
+    models = {
+        "data": s.DataSettings,
+        "budget": s.Budget,
+        "constraints": s.Constraints,
+        "latency": s.LatencySettings,
+        "sampler": s.SamplerSettings,
+        "pruner": s.PrunerSettings,
+    }
     return models.get(loc[0], s.SearchSettings) if len(loc) >= 2 else s.SearchSettings
 
 
@@ -176,8 +184,10 @@ def _check_train_keys(train: dict[str, Any]) -> None:
     fields = TrainConfig.model_fields
     for key in train:
         if key not in fields:
-            raise SpecError(f"unknown training setting {key!r}{suggest(str(key), fields)}",
-                            (SEARCH_KEY, "train", key))
+            raise SpecError(
+                f"unknown training setting {key!r}{suggest(str(key), fields)}",
+                (SEARCH_KEY, "train", key),
+            )
 
 
 # -- sources that need no Optuna -------------------------------------------------------------

@@ -7,11 +7,10 @@ order, pooling, softmax axis or branch layout in the modules shows up as a misma
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
+from block_helpers import assert_constructor_mirrors_spec
 from torch import nn
 
 from nasblocks.errors import ShapeError
@@ -249,23 +248,7 @@ def test_flat_vector_is_rejected(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_constructor_matches_fields(kind: str) -> None:
-    spec_cls = get_block(kind)
-    params = list(inspect.signature(_module(kind)).parameters.values())
-    assert params[0].name == "in_channels"
-    fields = spec_cls.model_fields
-    assert [p.name for p in params[1:]] == list(fields)
-    for p in params[1:]:
-        if not fields[p.name].is_required():
-            assert p.default == fields[p.name].default, p.name
-
-
-def _module(kind: str) -> type[nn.Module]:
-    return {
-        "se": mods.SqueezeExcite,
-        "sk": mods.SKConv,
-        "sk_unit": mods.SKUnit,
-        "cbam": mods.CBAM,
-    }[kind]
+    assert_constructor_mirrors_spec(kind)
 
 
 def test_residual_helper_signatures() -> None:

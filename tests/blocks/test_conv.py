@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import pytest
 import torch
 import torch.fx
 import torch.nn.functional as F
+from block_helpers import assert_constructor_mirrors_spec
 from pydantic import ValidationError
 from torchvision.models.googlenet import BasicConv2d
 from torchvision.models.shufflenetv2 import channel_shuffle as tv_channel_shuffle
 from torchvision.ops import deform_conv2d
 
 from nasblocks.errors import ShapeError
-from nasblocks.registry import BlockSpec, block_spec, get_block
+from nasblocks.registry import block_spec
 
 FAMILY = (
     "separable",
@@ -51,24 +51,9 @@ def shape_error(kind: str, in_shape: tuple[int, ...], **params: Any) -> ShapeErr
 # -- every block: constructor matches spec, predicted shapes match real ones ---------------
 
 
-def _module_of(cls: type[BlockSpec]):
-    params, _ = cls.examples[0]
-    return cls(**params).module_class()
-
-
 @pytest.mark.parametrize("kind", FAMILY)
 def test_module_signature_matches_spec(kind: str) -> None:
-    cls = get_block(kind)
-    spec_fields = cls.model_fields
-    params = list(inspect.signature(_module_of(cls)).parameters.values())
-    assert params[0].name == "in_channels"
-    assert [p.name for p in params[1:]] == list(spec_fields)
-    for p in params[1:]:
-        field = spec_fields[p.name]
-        if field.is_required():
-            assert p.default is inspect.Parameter.empty, p.name
-        else:
-            assert p.default == field.default, p.name
+    assert_constructor_mirrors_spec(kind)
 
 
 SHAPE_CASES = [

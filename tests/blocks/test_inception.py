@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 import torch
+from block_helpers import assert_constructor_mirrors_spec
 from pydantic import ValidationError
 from torch import nn
 from torchvision.models.googlenet import Inception as TvInception
@@ -14,7 +13,7 @@ from torchvision.models.inception import InceptionA, InceptionB, InceptionC, Inc
 from torchvision.models.inception import InceptionAux as TvInceptionV3Aux
 
 from nasblocks.errors import ShapeError
-from nasblocks.registry import block_spec, get_block
+from nasblocks.registry import block_spec
 
 NAMES = (
     "inception",
@@ -167,15 +166,4 @@ def test_smallest_accepted_inputs_run():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_constructor_mirrors_the_spec(name):
-    spec_cls = get_block(name)
-    sig = inspect.signature(spec_cls(**spec_cls.examples[0][0]).module_class())
-    params = list(sig.parameters)
-    assert params[0] == "in_channels"
-    assert params[1:] == list(spec_cls.model_fields)
-    for field_name, field in spec_cls.model_fields.items():
-        default = sig.parameters[field_name].default
-        if field.is_required():
-            assert default is inspect.Parameter.empty
-        else:
-            assert default == field.default, field_name
-    assert set(spec_cls.width_fields) <= set(spec_cls.model_fields)
+    assert_constructor_mirrors_spec(name)

@@ -4,45 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from block_helpers import assert_same, build, randomize
 from torch import nn
 from torchvision.models import mobilenetv2
 from torchvision.ops.misc import Conv2dNormActivation
 
 from nasblocks.errors import ShapeError
 from nasblocks.registry import block_spec
-
-
-def randomize(module: nn.Module, seed: int = 0) -> nn.Module:
-    """Random weights and BN statistics, so a strict load and equal outputs mean something."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in module.state_dict().items():
-            if not t.is_floating_point():
-                continue
-            if name.endswith("running_var"):
-                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
-            else:
-                t.copy_(torch.randn(t.shape, generator=g) * 0.5)
-    return module
-
-
-def build(kind: str, in_shape: tuple[int, ...], **params) -> nn.Module:
-    """Build through the spec (its shape contract runs too) and check the prediction."""
-    spec = block_spec(kind, **params)
-    predicted = spec.output_shape(in_shape)
-    module = spec.build_for(in_shape).eval()
-    with torch.no_grad():
-        out = module(torch.randn(2, *in_shape))
-    assert tuple(out.shape[1:]) == predicted
-    return module
-
-
-def assert_same(ours: nn.Module, theirs: nn.Module, in_shape: tuple[int, ...]) -> None:
-    ours.load_state_dict(randomize(theirs).state_dict(), strict=True)
-    ours.eval(), theirs.eval()
-    x = torch.randn(2, *in_shape)
-    with torch.no_grad():
-        torch.testing.assert_close(ours(x), theirs(x))
 
 
 @pytest.mark.parametrize(

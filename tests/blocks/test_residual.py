@@ -5,46 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
+from block_helpers import assert_same, build, randomize
 from torch import nn
 from torchvision.models import resnet, shufflenetv2
 
 from nasblocks.errors import ShapeError
 from nasblocks.init import apply_init
 from nasblocks.modules.attention import SKConv
+from nasblocks.modules.common import channel_shuffle
 from nasblocks.registry import block_spec, create_block
-
-
-def randomize(module: nn.Module, seed: int = 0) -> nn.Module:
-    """Random weights and BN statistics, so a strict load and equal outputs mean something."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in module.state_dict().items():
-            if not t.is_floating_point():
-                continue
-            if name.endswith("running_var"):
-                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
-            else:
-                t.copy_(torch.randn(t.shape, generator=g) * 0.5)
-    return module
-
-
-def build(kind: str, in_shape: tuple[int, ...], **params) -> nn.Module:
-    """Build through the spec (so its shape contract runs too) and check the prediction."""
-    spec = block_spec(kind, **params)
-    predicted = spec.output_shape(in_shape)
-    module = spec.build_for(in_shape).eval()
-    with torch.no_grad():
-        out = module(torch.randn(2, *in_shape))
-    assert tuple(out.shape[1:]) == predicted
-    return module
-
-
-def assert_same(ours: nn.Module, theirs: nn.Module, in_shape: tuple[int, ...]) -> None:
-    ours.load_state_dict(randomize(theirs).state_dict(), strict=True)
-    ours.eval(), theirs.eval()
-    x = torch.randn(2, *in_shape)
-    with torch.no_grad():
-        torch.testing.assert_close(ours(x), theirs(x))
 
 
 def tv_shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module | None:
@@ -320,8 +289,6 @@ def test_shufflenet_v2_unit_shape_errors(params, in_shape) -> None:
 
 
 def test_channel_shuffle_matches_torchvision() -> None:
-    from nasblocks.modules.residual import channel_shuffle
-
     x = torch.randn(2, 12, 3, 3)
     for g in (2, 3, 4):
         torch.testing.assert_close(channel_shuffle(x, g), shufflenetv2.channel_shuffle(x, g))

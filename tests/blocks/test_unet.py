@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
+from block_helpers import assert_constructor_mirrors_spec
 from torch import nn
 
 from nasblocks.errors import ShapeError
-from nasblocks.registry import block_spec, create_block, get_block
+from nasblocks.registry import block_spec, create_block
 
 
 def n_params(module: nn.Module) -> int:
@@ -212,13 +211,4 @@ def test_whole_unet_parameter_count_matches_the_reference():
 
 @pytest.mark.parametrize("name", ["double_conv", "unet_down", "unet_up"])
 def test_constructor_mirrors_the_spec(name):
-    spec_cls = get_block(name)
-    sig = inspect.signature(spec_cls(**spec_cls.examples[0][0]).module_class())
-    params = list(sig.parameters)
-    assert params[0] == "in_channels"
-    assert params[1:] == list(spec_cls.model_fields)
-    for field_name, field in spec_cls.model_fields.items():
-        if field.is_required():
-            assert sig.parameters[field_name].default is inspect.Parameter.empty
-        else:
-            assert sig.parameters[field_name].default == field.default, field_name
+    assert_constructor_mirrors_spec(name)

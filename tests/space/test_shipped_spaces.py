@@ -1,0 +1,55 @@
+"""The spaces in search_spaces/: they load, explain themselves, and mostly sample valid nets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nasblocks.errors import SpecError
+from nasblocks.space import FirstSource, RandomSource, load_space
+from nasblocks.spec import load_spec
+
+SPACES = sorted((Path(__file__).parents[2] / "search_spaces").glob("*.yaml"))
+
+
+def test_the_four_promised_spaces_ship():
+    assert {p.stem for p in SPACES} >= {"resnet_like", "vgg_like", "inception_like", "mobile_like"}
+
+
+@pytest.mark.parametrize("path", SPACES, ids=lambda p: p.stem)
+def test_space_has_a_header_and_samples_valid_networks(path):
+    text = path.read_text()
+    assert text.startswith("# ") and "Explores" in text.split("\nname:")[0]
+    space = load_space(path)
+    assert space.settings.data.dataset == "digits"
+    assert 10 <= space.settings.budget.trials <= 20 and space.settings.budget.epochs <= 3
+    valid = 0
+    sources = [FirstSource(), *(RandomSource(seed) for seed in range(40))]
+    for source in sources:
+        spec = dict(space.sample(source).spec, num_classes=10, input=[1, 8, 8])
+        try:
+            load_spec(spec)
+            valid += 1
+        except SpecError:
+            pass
+    assert valid >= 0.8 * len(sources)
+
+
+def test_resnet_like_searches_what_the_issue_lists():
+    space = load_space(Path(__file__).parents[2] / "search_spaces" / "resnet_like.yaml")
+    names = {n.name for n in space.nodes}
+    assert {
+        "stages",
+        "blocks1",
+        "blocks3",
+        "width1",
+        "attention",
+        "stages.choice[1].groups",
+        "stages.choice[1].width_per_group",
+        "stem.out_channels",
+        "train.lr",
+    } <= names
+    assert space.node("stages").labels == ("basic", "bottleneck")
+    assert set(space.node("attention").labels) == {"none", "se", "sk", "cbam"}
+    assert space.node("blocks3").low == 0  # the third stage may vanish
