@@ -24,6 +24,7 @@ def overrides_from_args(args, raw_search: dict[str, Any] | None) -> dict[str, An
         "search.seed": args.seed,
         "search.data.dataset": args.dataset,
         "search.train.device": args.device,
+        "search.threads": args.threads,
     }
     out.update({k: v for k, v in flags.items() if v is not None})
     section = raw_search if isinstance(raw_search, dict) else {}
@@ -82,6 +83,7 @@ def register(sub) -> None:
         help="digits, synthetic, cifar10, cifar100, mnist, fashion_mnist, svhn, imagefolder:PATH",
     )
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), help="default: auto")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch")
     p.add_argument(
         "--set",
         action="append",

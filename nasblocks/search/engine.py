@@ -110,19 +110,20 @@ def search(
     start = time.perf_counter()
     show.start(study, data)
     stopper = _Stopper(target)
-    try:
-        if stopper.finished(study) < target:
-            with _quiet_optuna():
-                study.optimize(
-                    objective,
-                    timeout=settings.budget.timeout,
-                    callbacks=[stopper, lambda s, t: results.prune_weights(s, out), show],
-                    catch=(TrialFailed,),
-                )
-    finally:
-        show.close()
-        results.write_outputs(study, out)
-    test_acc = results.evaluate_best(study, out, data)
+    with _torch_threads(settings.threads):
+        try:
+            if stopper.finished(study) < target:
+                with _quiet_optuna():
+                    study.optimize(
+                        objective,
+                        timeout=settings.budget.timeout,
+                        callbacks=[stopper, lambda s, t: results.prune_weights(s, out), show],
+                        catch=(TrialFailed,),
+                    )
+        finally:
+            show.close()
+            results.write_outputs(study, out)
+        test_acc = results.evaluate_best(study, out, data)
     from nasblocks.search.report import write_report
 
     write_report(study, out)
@@ -432,6 +433,22 @@ class _Stopper:
             study.stop()
         elif self.finished(study) >= self.target:
             study.stop()
+
+
+@contextmanager
+def _torch_threads(threads: int | None):
+    """``torch.set_num_threads(threads)`` for the search, restored after (None: untouched)."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @contextmanager

@@ -187,6 +187,13 @@ class SearchSettings(_Model):
         description="Seeds the sampler, the data split, weight init and "
         "training: same seed, same trials.",
     )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="CPU threads torch may use in this process (torch.set_num_threads); "
+        "default: torch's choice. Small nets on small images gain little from more threads, "
+        "and one thread does not stall when other processes share the cores.",
+    )
     study_name: str | None = Field(
         None, description="Optuna study name (default: the space file's name)."
     )

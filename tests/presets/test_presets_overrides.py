@@ -99,7 +99,16 @@ def test_bad_overrides_are_located_spec_errors(name: str, overrides: dict, needl
 
 def test_every_preset_loads_and_plans_at_its_default_input() -> None:
     names = preset_names()
-    assert len(names) == 35
+    torchvision_nets = {"alexnet", "googlenet", "inception_v3", "mobilenet_v2",
+                        "shufflenet_v2_x0_5", "shufflenet_v2_x1_0"}  # fmt: skip
+    torchvision_nets |= {f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")}
+    torchvision_nets |= {f"resnet{d}" for d in (18, 34, 50, 101, 152)}
+    torchvision_nets |= {"resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d",
+                         "wide_resnet50_2", "wide_resnet101_2"}  # fmt: skip
+    seed_nets = {"zfnet", "mnist_cnn", "cifar_net", "vgg_cifar", "sknet50", "unet"}
+    seed_nets |= {f"se_resnet{d}" for d in (18, 34, 50, 101, 152)}
+    assert torchvision_nets | seed_nets <= set(names)
+    assert torchvision_nets <= set(torchvision.models.list_models())
     for name in names:
         spec = nasblocks.load_spec(name)
         info = nasblocks.presets.preset_info(name)

@@ -96,9 +96,15 @@ def test_constraints_are_checked_before_training(write_space, tmp_path, fake_tra
 def test_a_trial_that_raises_or_diverges_is_recorded_and_the_study_goes_on(
     write_space, tmp_path, fake_trainer
 ):
-    from nasblocks.train import DivergedError
+    from nasblocks.train import DivergedError, TrainOutOfMemoryError
 
-    fake_trainer(fail={0: RuntimeError("boom\nsecond line"), 1: DivergedError(2, float("nan"))})
+    fake_trainer(
+        fail={
+            0: RuntimeError("boom\nsecond line"),
+            1: DivergedError(2, float("nan")),
+            2: TrainOutOfMemoryError("out of memory training on cpu"),
+        }
+    )
     run(
         write_space(GROUPS),
         tmp_path,
@@ -110,7 +116,10 @@ def test_a_trial_that_raises_or_diverges_is_recorded_and_the_study_goes_on(
     )
     done = trials(tmp_path)
     failed = [t for t in done if t.state == TrialState.FAIL]
-    assert len(failed) == 1 and failed[0].user_attrs["error"] == "RuntimeError: boom"
+    assert [t.user_attrs["error"] for t in failed] == [
+        "RuntimeError: boom",
+        "out of memory: out of memory training on cpu",
+    ]
     assert "Traceback" in failed[0].user_attrs["traceback"]
     diverged = [t for t in done if "diverged" in t.user_attrs]
     assert len(diverged) == 1 and diverged[0].state == TrialState.PRUNED

@@ -10,6 +10,7 @@ import textwrap
 import time
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from nasblocks.search.engine import search
@@ -55,6 +56,24 @@ def test_a_running_trial_left_in_storage_is_failed_and_retried(
     # Running again with the budget met does nothing.
     search(load_space(path, {"search.budget.trials": 4, **FLOAT_LR}), out=out, progress=False)
     assert len(load_study(out).trials) == len(trials)
+
+
+def test_an_interrupted_search_writes_what_it_has_and_retries_the_trial(
+    write_space, tmp_path, fake_trainer
+):
+    fake_trainer(fail={1: KeyboardInterrupt()})
+    path = write_space()
+    out = tmp_path / "out"
+    space = load_space(path, {"search.budget.trials": 3, **FLOAT_LR})
+    with pytest.raises(KeyboardInterrupt):
+        search(space, out=out, progress=False)
+    assert (out / "trials.csv").read_text().count("\n") == 3  # header + 2 trials
+    interrupted = load_study(out).trials[1]
+    assert interrupted.state == TrialState.FAIL and interrupted.user_attrs["interrupted"]
+    outcome = search(space, out=out, progress=False)
+    retry = [t for t in load_study(out).trials if t.user_attrs.get("retry_of") == 1]
+    assert len(retry) == 1 and retry[0].params == interrupted.params
+    assert outcome.finished == 3
 
 
 SLOW_RUNNER = """
