@@ -6,7 +6,7 @@ sampling, spec validation, params/FLOPs on the meta device, dedup lookup, storag
 per-epoch reports, weight saving. Run twice: with real (small) training, and with a no-op
 trial function that isolates the framework's fixed cost.
 
-    .venv/bin/python benchmarks/search_overhead.py [--trials 8] [--epochs 2] [--size 2000]
+    .venv/bin/python benchmarks/search_overhead.py [--trials 6] [--epochs 1] [--size 1000]
 """
 
 from __future__ import annotations
@@ -71,12 +71,14 @@ def measure(space_file: Path, out: Path, noop: bool) -> list[tuple[float, float]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=8)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--size", type=int, default=2000, help="synthetic images")
+    parser.add_argument("--trials", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--size", type=int, default=1000, help="synthetic images")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
     import torch
 
+    torch.set_num_threads(args.threads)
     print(f"torch threads: {torch.get_num_threads()}")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -46,7 +46,7 @@ def build(
 def build_spec(spec: Spec, input_shape: tuple[int, ...] | None = None) -> fx.GraphModule:
     """Build a validated spec (the pure function behind :func:`build`)."""
     net_plan = plan(spec, input_shape)
-    model = _graph_module(net_plan, spec.doc.outputs, _class_name(spec.name))
+    model = _graph_module(net_plan, spec.outputs, _class_name(spec.name))
     apply_init(model, spec.doc.init)
     model.spec = spec  # type: ignore[assignment]
     return model
@@ -105,7 +105,9 @@ def pack_outputs(
     return main[0] if len(main) == 1 else tuple(main)
 
 
-def _graph_module(p: Plan, outputs: list[str] | None, class_name: str) -> fx.GraphModule:
+def _graph_module(
+    p: Plan, outputs: list[tuple[str, str]] | None, class_name: str
+) -> fx.GraphModule:
     graph = fx.Graph()
     x = graph.placeholder("x")
     modules: dict[str, nn.Module] = {}
@@ -120,12 +122,14 @@ def _graph_module(p: Plan, outputs: list[str] | None, class_name: str) -> fx.Gra
             value = graph.call_module(node.name, args)
         values.append(value)
     aux_names = [n.name for n in p.nodes if n.layer.aux]
-    names = list(outputs) if outputs else [p.main_nodes[-1].name, *aux_names]
-    out_values = [values[index[name]] for name in names]
+    if outputs is None:
+        outputs = [(n, n) for n in (p.main_nodes[-1].name, *aux_names)]
+    fields = tuple(f for f, _ in outputs)
+    out_values = [values[index[layer]] for _, layer in outputs]
     if aux_names:
-        flags = tuple(p.nodes[index[name]].layer.aux for name in names)
+        flags = tuple(p.nodes[index[layer]].layer.aux for _, layer in outputs)
         result = graph.call_function(
-            pack_outputs, (graph.get_attr(aux_names[0]), tuple(names), flags, *out_values)
+            pack_outputs, (graph.get_attr(aux_names[0]), fields, flags, *out_values)
         )
         graph.output(result)
     else:

@@ -76,6 +76,14 @@ class Spec:
     def num_classes(self) -> int:
         return self.doc.num_classes
 
+    @property
+    def outputs(self) -> list[tuple[str, str]] | None:
+        """``(field name, layer name)`` pairs of an explicit ``outputs``, else None."""
+        out = self.doc.outputs
+        if out is None:
+            return None
+        return list(out.items()) if isinstance(out, dict) else [(n, n) for n in out]
+
     def canonical(self) -> dict[str, Any]:
         """Everything that determines the built module, in a stable JSON-able form."""
         return {
@@ -436,4 +444,7 @@ def normalize(doc: SpecDocument, raw: dict, file: str | None, positions: dict) -
             raise SpecError("`stem` and `head` go with `stages`; a layer list spells them out",
                             ("stem" if doc.stem is not None else "head",))
         layers = parser.layers(doc.layers, ("layers",))
+    if doc.outputs is not None:
+        wanted = set(doc.outputs.values() if isinstance(doc.outputs, dict) else doc.outputs)
+        layers = tuple(x for x in layers if not x.aux or x.name in wanted)
     return Spec(doc, layers, raw, file, positions)

@@ -138,8 +138,13 @@ class SpecDocument(_Model):
     stages: Stages | None = Field(None, description=Stages.__doc__)
     head: Head | Literal["none"] | None = Field(None, description=Head.__doc__)
     layers: list[Any] | None = Field(None, description="General layer list (see Layer).")
-    outputs: list[str] | None = Field(None, description="Names of the output layers (default: "
-                                      "the last layer, plus every aux layer in training mode).")
+    outputs: list[str] | dict[str, str] | None = Field(
+        None,
+        description="Output layers: a list of layer names, or a mapping {field: layer} naming "
+        "the fields of the training-mode output tuple. Default: the last layer, plus every aux "
+        "layer in training mode. Aux layers left out of an explicit `outputs` are not built "
+        "(torchvision's aux_logits=False).",
+    )
 
 
 LAYER_META = {

@@ -137,15 +137,20 @@ def plan(spec: Spec, input_shape: Shape | None = None) -> Plan:
     shape = tuple(input_shape) if input_shape is not None else spec.input_shape
     try:
         result = plan_layers(spec.layers, shape, top=True)
-        outputs = spec.doc.outputs
-        if outputs:
+        if spec.outputs is not None:
+            if not spec.outputs:
+                raise SpecError("outputs needs at least one layer", ("outputs",))
             names = {n.name for n in result.nodes}
-            for k, name in enumerate(outputs):
+            as_list = isinstance(spec.doc.outputs, list)
+            for k, (field_name, name) in enumerate(spec.outputs):
                 if name not in names:
                     from nasblocks.registry import suggest
 
                     raise SpecError(f"unknown layer {name!r}{suggest(name, names)}",
-                                    ("outputs", k))
+                                    ("outputs", k if as_list else field_name))
+                if not field_name.isidentifier() or field_name.startswith("_"):
+                    raise SpecError(f"output name {field_name!r} is not a Python identifier",
+                                    ("outputs", field_name))
         return result
     except SpecError as e:
         raise e.located(spec.file, spec.positions) from None

@@ -203,3 +203,19 @@ def test_schema_lists_blocks_and_forbids_extras():
         assert name in layer["properties"], name
     assert schema["additionalProperties"] is False
     assert "description" in schema["properties"]["stages"]
+
+
+def test_outputs_mapping_names_fields_and_drops_unlisted_aux():
+    layers = [{"name": "body", "conv": 4},
+              {"name": "side", "classifier": 2, "aux": True, "from": "body"},
+              {"name": "pool", "global_avgpool": {"flatten": True}, "from": "body"},
+              {"name": "fc", "linear": 3}]
+    base = {"name": "a", "input": [3, 8, 8], "layers": layers}
+    named = nasblocks.build({**base, "outputs": {"logits": "fc", "aux_logits": "side"}})
+    out = named.train()(torch.randn(2, 3, 8, 8))
+    assert out._fields == ("logits", "aux_logits") and out.aux_logits.shape == (2, 2)
+    plain = nasblocks.build({**base, "outputs": ["fc"]})  # torchvision's aux_logits=False
+    assert "side" not in dict(plain.named_children())
+    assert plain.train()(torch.randn(2, 3, 8, 8)).shape == (2, 3)
+    with pytest.raises(SpecError, match="unknown layer 'fcc'"):
+        load_spec({**base, "outputs": {"logits": "fcc"}})
