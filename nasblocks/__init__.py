@@ -40,6 +40,7 @@ __all__ = [
     "load_spec",
     "preset_names",
     "register_block",
+    "search",
     "summary",
 ]
 
@@ -47,12 +48,14 @@ _LAZY = {
     "build": "nasblocks.builder",
     "summary": "nasblocks.analysis",
     "preset_names": "nasblocks.presets",
+    "search": "nasblocks.search.engine",
 }
 
 if TYPE_CHECKING:
     from nasblocks.analysis import summary
     from nasblocks.builder import build
     from nasblocks.presets import preset_names
+    from nasblocks.search.engine import search
 
 
 def __getattr__(name: str) -> Any:

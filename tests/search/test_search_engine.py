@@ -251,3 +251,34 @@ def test_optuna_storage_is_plain(write_space, tmp_path, fake_trainer):
     summaries = optuna.get_all_study_summaries(storage=url)
     assert [s.study_name for s in summaries] == ["space"]
     assert summaries[0].n_trials == 2
+
+
+def test_optuna_dashboard_serves_the_study(write_space, tmp_path, fake_trainer):
+    import io
+    import json
+    import sys
+
+    dashboard = pytest.importorskip("optuna_dashboard")
+    fake_trainer()
+    run(write_space(GROUPS), tmp_path, **{"search.budget.trials": 2})
+    app = dashboard.wsgi(f"sqlite:///{tmp_path / 'out' / 'study.db'}")
+    status = {}
+
+    def start(code, headers, exc_info=None):
+        status["code"] = code
+
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/api/studies/1",
+        "QUERY_STRING": "",
+        "wsgi.input": io.BytesIO(),
+        "wsgi.errors": sys.stderr,
+        "SERVER_NAME": "x",
+        "SERVER_PORT": "80",
+        "wsgi.url_scheme": "http",
+    }
+    body = json.loads(b"".join(app(environ, start)))
+    assert status["code"] == "200 OK"
+    assert len(body["trials"]) == 2
+    keys = {a["key"] for t in body["trials"] for a in t["user_attrs"]}
+    assert {"spec_hash", "n_params", "flops"} <= keys
