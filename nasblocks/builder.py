@@ -90,7 +90,7 @@ def run_if_training(module: nn.Module, *args: torch.Tensor) -> torch.Tensor | No
     return module(*args) if module.training else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _outputs_type(names: tuple[str, ...]) -> type:
     return namedtuple("Outputs", names, rename=True)  # type: ignore[misc]
 
@@ -101,7 +101,7 @@ def pack_outputs(
     """All outputs (a named tuple) in training mode; the main output(s) in eval mode."""
     if flag.training:
         return _outputs_type(names)(*values)
-    main = [v for v, is_aux in zip(values, aux) if not is_aux]
+    main = [v for v, is_aux in zip(values, aux, strict=True) if not is_aux]
     return main[0] if len(main) == 1 else tuple(main)
 
 

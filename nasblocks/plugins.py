@@ -38,8 +38,9 @@ def load_plugin(name: str, base: Path | None = None, path: YamlPath = ("--plugin
             raise
         except Exception as e:
             sys.modules.pop(mod_name, None)
-            raise SpecError(f"plugin {name!r} failed to load: {type(e).__name__}: {e}",
-                            path) from None
+            raise SpecError(
+                f"plugin {name!r} failed to load: {type(e).__name__}: {e}", path
+            ) from None
     else:
         try:
             module = importlib.import_module(name)
@@ -48,12 +49,14 @@ def load_plugin(name: str, base: Path | None = None, path: YamlPath = ("--plugin
         except SpecError:
             raise
         except Exception as e:
-            raise SpecError(f"plugin {name!r} failed to load: {type(e).__name__}: {e}",
-                            path) from None
+            raise SpecError(
+                f"plugin {name!r} failed to load: {type(e).__name__}: {e}", path
+            ) from None
     _loaded[name] = module
 
 
-def load_plugins(names: Iterable[str], base: Path | None = None,
-                 path: YamlPath = ("--plugin",)) -> None:
+def load_plugins(
+    names: Iterable[str], base: Path | None = None, path: YamlPath = ("--plugin",)
+) -> None:
     for i, name in enumerate(names):
         load_plugin(name, base, (*path, i) if path and path[0] == "plugins" else path)

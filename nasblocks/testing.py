@@ -59,7 +59,7 @@ def check_signature(kind: str) -> None:
     expected = ["in_channels", *cls.model_fields]
     params = [p.name for p in sig]
     # extra trailing arguments are allowed when they have defaults (set by a custom build_for)
-    extra_ok = all(p.default is not inspect.Parameter.empty for p in sig[len(expected):])
+    extra_ok = all(p.default is not inspect.Parameter.empty for p in sig[len(expected) :])
     if params[: len(expected)] != expected or not extra_ok:
         raise ConformanceError(
             f"{kind}: {module_cls.__name__}.__init__ takes {params}, the spec has {expected}"

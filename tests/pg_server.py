@@ -48,8 +48,19 @@ class Server:
         return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/nasblocks"
 
     def stop(self) -> None:
-        subprocess.run([*self.run_as, _bin("pg_ctl"), "-D", str(self.root / "data"), "-m",
-                        "immediate", "stop"], capture_output=True, timeout=60)
+        subprocess.run(
+            [
+                *self.run_as,
+                _bin("pg_ctl"),
+                "-D",
+                str(self.root / "data"),
+                "-m",
+                "immediate",
+                "stop",
+            ],
+            capture_output=True,
+            timeout=60,
+        )
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -74,17 +85,36 @@ def start() -> Server:
         os.chmod(root, 0o700)
         run_as = [runuser, "-u", "postgres", "--"]
     data = root / "data"
-    init = subprocess.run([*run_as, _bin("initdb"), "-D", str(data), "-U", "postgres",
-                           "--auth=trust", "-E", "UTF8"], capture_output=True, text=True,
-                          timeout=120)
+    init = subprocess.run(
+        [*run_as, _bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if init.returncode:
         shutil.rmtree(root, ignore_errors=True)
         raise Unavailable(f"initdb failed: {init.stderr.strip()[-300:]}")
     port = _free_port()
     opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off -c max_connections=50"
-    proc = subprocess.run([*run_as, _bin("pg_ctl"), "-D", str(data), "-o", opts, "-l",
-                           str(root / "log"), "-w", "-t", "60", "start"], capture_output=True,
-                          text=True, timeout=90)
+    proc = subprocess.run(
+        [
+            *run_as,
+            _bin("pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            opts,
+            "-l",
+            str(root / "log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     server = Server(root, port, run_as)
     if proc.returncode:
         log = (root / "log").read_text() if (root / "log").exists() else proc.stderr
@@ -92,9 +122,22 @@ def start() -> Server:
         raise Unavailable(f"pg_ctl start failed: {log.strip()[-300:]}")
     deadline = time.time() + 30
     while True:
-        made = subprocess.run([*run_as, _bin("createdb"), "-h", "127.0.0.1", "-p", str(port),
-                               "-U", "postgres", "nasblocks"], capture_output=True, text=True,
-                              timeout=30)
+        made = subprocess.run(
+            [
+                *run_as,
+                _bin("createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "postgres",
+                "nasblocks",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         if made.returncode == 0:
             return server
         if time.time() > deadline:

@@ -43,8 +43,13 @@ SPEC = "name: p\ninput: [3, 8, 8]\n{plugins}layers:\n  - {name}: 5\n  - {name}: 
 
 
 def run_cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "nasblocks.cli.main", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "nasblocks.cli.main", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_file_plugin_on_the_command_line(tmp_path):
@@ -76,8 +81,7 @@ def test_plugins_listed_in_the_spec_work_everywhere(tmp_path):
 
 def test_plugin_errors_are_one_line(tmp_path):
     (tmp_path / "broken.py").write_text("raise RuntimeError('boom')\n")
-    (tmp_path / "net.yaml").write_text(SPEC.format(plugins="plugins: [broken.py]\n",
-                                                   name="relu"))
+    (tmp_path / "net.yaml").write_text(SPEC.format(plugins="plugins: [broken.py]\n", name="relu"))
     proc = run_cli("validate", "net.yaml", cwd=tmp_path)
     assert proc.returncode == 2
     assert "plugins[0]: plugin 'broken.py' failed to load: RuntimeError: boom" in proc.stderr
@@ -96,10 +100,13 @@ def test_entry_point_plugin(tmp_path):
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: dense-pkg\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[nasblocks.blocks]\ndense = dense_pkg\n")
     (tmp_path / "net.yaml").write_text(SPEC.format(plugins="", name="dense_ep"))
-    env_code = (f"import sys; sys.path.insert(0, {str(site)!r});"
-                "from nasblocks.cli.main import main; sys.exit(main(['validate', 'net.yaml']))")
-    proc = subprocess.run([sys.executable, "-c", env_code], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120)
+    env_code = (
+        f"import sys; sys.path.insert(0, {str(site)!r});"
+        "from nasblocks.cli.main import main; sys.exit(main(['validate', 'net.yaml']))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", env_code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert "13x8x8" in proc.stdout
 

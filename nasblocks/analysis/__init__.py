@@ -63,15 +63,21 @@ def human(n: float) -> str:
 def format_table(s: Summary) -> str:
     head = ("layer", "kind", "output", "params", "FLOPs")
     body = [
-        ("  " * r.depth + r.name, r.kind, "x".join(map(str, r.out_shape)),
-         f"{r.params:,}", human(r.flops))
+        (
+            "  " * r.depth + r.name,
+            r.kind,
+            "x".join(map(str, r.out_shape)),
+            f"{r.params:,}",
+            human(r.flops),
+        )
         for r in s.rows
     ]
-    widths = [max(len(x) for x in col) for col in zip(head, *body)]
+    widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
 
     def line(cells):
         return "  ".join(
-            c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+            c.ljust(w) if i < 3 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         )
 
     rule = "-" * len(line(head))
@@ -111,7 +117,8 @@ def _measure(spec: Spec, input_shape: tuple[int, ...]):
     flops = {
         (k[len(root) + 1 :] if k.startswith(root + ".") else ("" if k == root else k)): sum(
             v.values()
-        ) // 2
+        )
+        // 2
         for k, v in counts.items()
         if k != "Global"
     }
@@ -136,16 +143,24 @@ def summary(
     def add(p: Plan, prefix: str, level: int) -> None:
         for node in p.nodes:
             name = prefix + node.name
-            rows.append(Row(name, _kind(node), node.out_shape, params_of(name),
-                            flops.get(name, 0), level))
+            rows.append(
+                Row(name, _kind(node), node.out_shape, params_of(name), flops.get(name, 0), level)
+            )
             if node.group is not None and level < depth and node.layer.repeat == 1:
                 add(node.group, name + ".", level + 1)
 
     add(net_plan, "", 0)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return Summary(spec.name, shape, net_plan.out_shape, rows, total, trainable,
-                   flops.get("", sum(r.flops for r in rows if r.depth == 0)))
+    return Summary(
+        spec.name,
+        shape,
+        net_plan.out_shape,
+        rows,
+        total,
+        trainable,
+        flops.get("", sum(r.flops for r in rows if r.depth == 0)),
+    )
 
 
 def _kind(node: Node) -> str:
@@ -157,8 +172,9 @@ def _kind(node: Node) -> str:
     return kind
 
 
-def count(spec_or_path: str | Path | dict | Spec,
-          input_shape: tuple[int, ...] | None = None) -> tuple[int, int]:
+def count(
+    spec_or_path: str | Path | dict | Spec, input_shape: tuple[int, ...] | None = None
+) -> tuple[int, int]:
     """``(parameters, FLOPs)`` of a spec, cheaply (meta device)."""
     spec = load_spec(spec_or_path)
     model, flops = _measure(spec, tuple(input_shape) if input_shape else spec.input_shape)

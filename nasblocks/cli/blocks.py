@@ -26,6 +26,11 @@ def run(args) -> int:
 
 
 def register(sub) -> None:
-    p = add_command(sub, "blocks", "list the registered blocks, or one block's fields",
-                    "nasblocks blocks bottleneck", run)
+    p = add_command(
+        sub,
+        "blocks",
+        "list the registered blocks, or one block's fields",
+        "nasblocks blocks bottleneck",
+        run,
+    )
     p.add_argument("name", nargs="?", help="a block name")

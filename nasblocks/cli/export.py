@@ -28,8 +28,13 @@ def run(args) -> int:
 
 
 def register(sub) -> None:
-    p = add_command(sub, "export", "write a preset or spec as a standalone YAML spec",
-                    "nasblocks export resnet50 --set num_classes=10 > my_resnet.yaml", run)
+    p = add_command(
+        sub,
+        "export",
+        "write a preset or spec as a standalone YAML spec",
+        "nasblocks export resnet50 --set num_classes=10 > my_resnet.yaml",
+        run,
+    )
     p.add_argument("spec", metavar="PRESET|FILE")
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     add_set_option(p)

@@ -24,5 +24,10 @@ def run(args) -> int:
 
 
 def register(sub) -> None:
-    add_command(sub, "presets", "list presets with parameter count, FLOPs and source paper",
-                "nasblocks presets", run)
+    add_command(
+        sub,
+        "presets",
+        "list presets with parameter count, FLOPs and source paper",
+        "nasblocks presets",
+        run,
+    )

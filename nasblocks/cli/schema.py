@@ -16,6 +16,10 @@ def run(args) -> int:
 
 def register(sub) -> None:
     p = add_command(
-        sub, "schema", "print the JSON Schema of spec files (for editor autocompletion)",
-        "nasblocks schema > nasblocks.schema.json   # then point your YAML extension at it", run)
+        sub,
+        "schema",
+        "print the JSON Schema of spec files (for editor autocompletion)",
+        "nasblocks schema > nasblocks.schema.json   # then point your YAML extension at it",
+        run,
+    )
     p.add_argument("--indent", type=int, default=2)

@@ -41,13 +41,23 @@ def run(args) -> int:
 
 
 def add_set_option(p) -> None:
-    p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
-                   help="override a spec field by dotted path (repeatable), e.g. stages.groups=32")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a spec field by dotted path (repeatable), e.g. stages.groups=32",
+    )
 
 
 def register(sub) -> None:
-    p = add_command(sub, "summary", "per-layer table of a spec or preset: shape, params, FLOPs",
-                    "nasblocks summary resnet50 --input 3x160x160 --set stages.groups=32", run)
+    p = add_command(
+        sub,
+        "summary",
+        "per-layer table of a spec or preset: shape, params, FLOPs",
+        "nasblocks summary resnet50 --input 3x160x160 --set stages.groups=32",
+        run,
+    )
     p.add_argument("spec", metavar="FILE|PRESET")
     p.add_argument("--input", metavar="CxHxW", help="input shape (default: the spec's)")
     p.add_argument("--depth", type=int, default=1, help="how deep to list nested groups")

@@ -27,7 +27,12 @@ def run(args) -> int:
 
 
 def register(sub) -> None:
-    p = add_command(sub, "validate", "check spec files: syntax, fields and every shape",
-                    "nasblocks validate nets/*.yaml", run)
+    p = add_command(
+        sub,
+        "validate",
+        "check spec files: syntax, fields and every shape",
+        "nasblocks validate nets/*.yaml",
+        run,
+    )
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")

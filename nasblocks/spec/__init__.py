@@ -60,8 +60,9 @@ def load_spec(
         raw, positions = load_yaml(path)
     try:
         if not isinstance(raw, dict):
-            raise SpecError(f"a spec is a mapping (name:, input:, layers: ...), got a "
-                            f"{type(raw).__name__}")
+            raise SpecError(
+                f"a spec is a mapping (name:, input:, layers: ...), got a {type(raw).__name__}"
+            )
         if overrides:
             raw = apply_overrides(raw, overrides)
         _load_plugins(raw.get("plugins"), file)

@@ -145,9 +145,7 @@ class _Parser:
         if isinstance(value, str) and value.startswith("$"):
             name = value[1:]
             if name not in self.variables:
-                raise SpecError(
-                    f"unknown variable {value!r}{suggest(name, self.variables)}", path
-                )
+                raise SpecError(f"unknown variable {value!r}{suggest(name, self.variables)}", path)
             return self.variables[name]
         if isinstance(value, dict):
             return {k: self.substitute(v, (*path, k)) for k, v in value.items()}
@@ -165,8 +163,12 @@ class _Parser:
         fields = [n for n in type(spec).width_fields if getattr(spec, n, None)]
         if wm == 1.0 or not fields:
             return spec
-        update = {n: make_divisible(getattr(spec, n) * wm, self.doc.round_channels,
-                                    min_value=self.doc.round_channels) for n in fields}
+        update = {
+            n: make_divisible(
+                getattr(spec, n) * wm, self.doc.round_channels, min_value=self.doc.round_channels
+            )
+            for n in fields
+        }
         return spec.model_copy(update=update)
 
     # layers --------------------------------------------------------------------------------
@@ -192,16 +194,18 @@ class _Parser:
         if isinstance(item, str):
             item = {item: None}
         if not isinstance(item, dict):
-            raise SpecError(
-                "a layer is a block name or a mapping like {conv: 64}", path
-            )
+            raise SpecError("a layer is a block name or a mapping like {conv: 64}", path)
         field_paths = item.get(PATHS_KEY, {})
         path = field_paths.get("", path)
         meta = {k: v for k, v in item.items() if k in LAYER_META}
         kinds = [k for k in item if k not in LAYER_META and k != PATHS_KEY]
         name = meta.get("name", str(index))
-        if not isinstance(name, (str, int)) or isinstance(name, bool) or "." in str(name) \
-                or not str(name):
+        if (
+            not isinstance(name, (str, int))
+            or isinstance(name, bool)
+            or "." in str(name)
+            or not str(name)
+        ):
             raise SpecError("a layer name is a non-empty string without dots", (*path, "name"))
         name = str(name)
         if name == "input":
@@ -216,9 +220,7 @@ class _Parser:
 
         if "layers" in meta:
             if kinds:
-                raise SpecError(
-                    f"a group has `layers` and no block; found {kinds[0]!r} too", path
-                )
+                raise SpecError(f"a group has `layers` and no block; found {kinds[0]!r} too", path)
             children = self.layers(meta["layers"], (*path, "layers"))
             return Layer(name, None, children, inputs, self.scaled_repeat(repeat), aux, path)
         if not kinds:
@@ -253,16 +255,15 @@ class _Parser:
             else:
                 params = {cls.shorthand: params}
         if cls.arity != 1 and len(inputs) < 2 and cls.arity is None:
-            raise SpecError(f"{kind} takes two or more inputs, e.g. {{{kind}: [-1, name]}}",
-                            (*path, "from"))
+            raise SpecError(
+                f"{kind} takes two or more inputs, e.g. {{{kind}: [-1, name]}}", (*path, "from")
+            )
         if cls.arity not in (None, 1) and len(inputs) != cls.arity:
-            raise SpecError(f"{kind} takes {cls.arity} inputs, got {len(inputs)}",
-                            (*path, "from"))
+            raise SpecError(f"{kind} takes {cls.arity} inputs, got {len(inputs)}", (*path, "from"))
         if cls.arity == 1 and len(inputs) != 1:
             raise SpecError(f"{kind} takes one input, got {len(inputs)}", (*path, "from"))
         spec = self.block(cls, params, (*path, kind))
-        return Layer(name, spec, None, inputs, self.scaled_repeat(repeat), aux, path,
-                     field_paths)
+        return Layer(name, spec, None, inputs, self.scaled_repeat(repeat), aux, path, field_paths)
 
     def block(self, cls: type[BlockSpec], params: dict, path: YamlPath) -> BlockSpec:
         params = self.substitute(params, path)
@@ -283,9 +284,7 @@ class _Parser:
             raise SpecError("`from` needs at least one input", path)
         for item in items:
             if isinstance(item, bool) or not isinstance(item, (int, str)):
-                raise SpecError(
-                    "an input is a layer index (-1 = previous) or a layer name", path
-                )
+                raise SpecError("an input is a layer index (-1 = previous) or a layer name", path)
         return tuple(items)
 
     # sugar ---------------------------------------------------------------------------------
@@ -298,8 +297,11 @@ class _Parser:
         items: list[Any] = []
         pad = (vgg.kernel_size - 1) // 2
         for i, v in enumerate(vgg.cfg):
-            src = {PATHS_KEY: {"out_channels": (*path, "cfg", i) if isinstance(value, dict)
-                               else (*path, i)}}
+            src = {
+                PATHS_KEY: {
+                    "out_channels": (*path, "cfg", i) if isinstance(value, dict) else (*path, i)
+                }
+            }
             if v == "M":
                 items.append({"maxpool": {"kernel_size": 2, "stride": 2}})
             elif v == "A":
@@ -317,8 +319,9 @@ class _Parser:
 def _stage_list(value: Any, n: int, field_name: str) -> list[Any]:
     if isinstance(value, list):
         if len(value) != n:
-            raise SpecError(f"{field_name} has {len(value)} entries for {n} stages",
-                            ("stages", field_name))
+            raise SpecError(
+                f"{field_name} has {len(value)} entries for {n} stages", ("stages", field_name)
+            )
         return value
     return [value] * n
 
@@ -331,17 +334,28 @@ def expand_stages(doc: SpecDocument) -> list[Any]:
     items: list[Any] = []
     stem = doc.stem or _default_stem()
     items += [
-        {"name": "conv1", "conv2d": {"out_channels": stem.out_channels,
-                                      "kernel_size": stem.kernel_size, "stride": stem.stride,
-                                      "padding": stem.kernel_size // 2, "bias": False},
-         PATHS_KEY: {"out_channels": ("stem", "out_channels"), "": ("stem",)}},
+        {
+            "name": "conv1",
+            "conv2d": {
+                "out_channels": stem.out_channels,
+                "kernel_size": stem.kernel_size,
+                "stride": stem.stride,
+                "padding": stem.kernel_size // 2,
+                "bias": False,
+            },
+            PATHS_KEY: {"out_channels": ("stem", "out_channels"), "": ("stem",)},
+        },
         {"name": "bn1", "batchnorm": None, PATHS_KEY: {"": ("stem",)}},
         {"name": "relu", doc.defaults.activation or "relu": None, PATHS_KEY: {"": ("stem",)}},
     ]
     if stem.pool != "none":
-        items.append({"name": "maxpool" if stem.pool == "max" else "avgpool",
-                      f"{stem.pool}pool": {"kernel_size": 3, "stride": 2, "padding": 1},
-                      PATHS_KEY: {"": ("stem", "pool")}})
+        items.append(
+            {
+                "name": "maxpool" if stem.pool == "max" else "avgpool",
+                f"{stem.pool}pool": {"kernel_size": 3, "stride": 2, "padding": 1},
+                PATHS_KEY: {"": ("stem", "pool")},
+            }
+        )
     widths = st.widths or [64 * 2**i for i in range(n)]
     strides = st.strides or [1] + [2] * (n - 1)
     names = st.names or [f"layer{i + 1}" for i in range(n)]
@@ -358,8 +372,11 @@ def expand_stages(doc: SpecDocument) -> list[Any]:
     fields = cls.model_fields
     width_key = "channels" if "channels" in fields else "out_channels"
     if width_key not in fields or "stride" not in fields:
-        raise SpecError(f"block {st.block!r} has no channels/out_channels and stride fields, "
-                        "so it cannot form stages", ("stages", "block"))
+        raise SpecError(
+            f"block {st.block!r} has no channels/out_channels and stride fields, "
+            "so it cannot form stages",
+            ("stages", "block"),
+        )
     dilation = 1
     for s in range(n):
         blocks = []
@@ -393,14 +410,17 @@ def expand_stages(doc: SpecDocument) -> list[Any]:
             params.update(st.block_args)
             blocks.append({st.block: params, PATHS_KEY: paths})
         if blocks:
-            items.append({"name": names[s], "layers": blocks,
-                          PATHS_KEY: {"": ("stages", "layers", s)}})
+            items.append(
+                {"name": names[s], "layers": blocks, PATHS_KEY: {"": ("stages", "layers", s)}}
+            )
     if doc.head != "none":
         head = doc.head or _default_head()
         pool = "adaptive_avgpool" if head.pool == "avg" else "adaptive_maxpool"
         at = {PATHS_KEY: {"": ("head",)}}
-        items += [{"name": "avgpool" if head.pool == "avg" else "maxpool_head", pool: 1, **at},
-                  {"name": "flatten", "flatten": None, **at}]
+        items += [
+            {"name": "avgpool" if head.pool == "avg" else "maxpool_head", pool: 1, **at},
+            {"name": "flatten", "flatten": None, **at},
+        ]
         if head.dropout:
             items.append({"name": "dropout", "dropout": head.dropout, **at})
         items.append({"name": "fc", "linear": "$num_classes", **at})
@@ -408,8 +428,13 @@ def expand_stages(doc: SpecDocument) -> list[Any]:
 
 
 _STAGE_NEUTRAL: dict[str, Any] = {
-    "groups": 1, "width_per_group": 64, "attention": "none", "attention_reduction": 16,
-    "zero_init_last": False, "dilation": 1, "first_dilation": 1,
+    "groups": 1,
+    "width_per_group": 64,
+    "attention": "none",
+    "attention_reduction": 16,
+    "zero_init_last": False,
+    "dilation": 1,
+    "first_dilation": 1,
 }
 
 
@@ -433,16 +458,19 @@ def normalize(doc: SpecDocument, raw: dict, file: str | None, positions: dict) -
     parser = _Parser(doc)
     if doc.stages is not None:
         if doc.layers is not None:
-            raise SpecError("give either `stages` (ResNet style) or `layers`, not both",
-                            ("layers",))
+            raise SpecError(
+                "give either `stages` (ResNet style) or `layers`, not both", ("layers",)
+            )
         items = expand_stages(doc)
         layers = parser.layers(items, ("stages",))
     else:
         if doc.layers is None:
             raise SpecError("a spec needs `layers` (a layer list) or `stages` (ResNet style)")
         if doc.stem is not None or doc.head is not None:
-            raise SpecError("`stem` and `head` go with `stages`; a layer list spells them out",
-                            ("stem" if doc.stem is not None else "head",))
+            raise SpecError(
+                "`stem` and `head` go with `stages`; a layer list spells them out",
+                ("stem" if doc.stem is not None else "head",),
+            )
         layers = parser.layers(doc.layers, ("layers",))
     if doc.outputs is not None:
         wanted = set(doc.outputs.values() if isinstance(doc.outputs, dict) else doc.outputs)

@@ -51,8 +51,11 @@ class Stages(_Model):
     (torchvision's names) unless ``names`` says otherwise.
     """
 
-    block: str = Field("basic", description="Block kind: basic, bottleneck, or any block with "
-                       "a `channels` or `out_channels` field and a `stride` field.")
+    block: str = Field(
+        "basic",
+        description="Block kind: basic, bottleneck, or any block with "
+        "a `channels` or `out_channels` field and a `stride` field.",
+    )
     layers: list[Annotated[int, Field(ge=0, le=1000)]] = Field(
         min_length=1, max_length=16, description="Blocks per stage, e.g. [3, 4, 6, 3]."
     )
@@ -75,11 +78,15 @@ class Stages(_Model):
         "none", description="Attention inside each block: none, se, sk or cbam."
     )
     attention_reduction: int = Field(16, ge=1, description="Reduction ratio of the attention.")
-    expansion: int | None = Field(None, ge=1, description="Output width / base width; "
-                                  "default is the block's own (1 basic, 4 bottleneck).")
+    expansion: int | None = Field(
+        None,
+        ge=1,
+        description="Output width / base width; "
+        "default is the block's own (1 basic, 4 bottleneck).",
+    )
     zero_init_last: bool = Field(
-        False, description="Zero the last BN of each residual branch (torchvision's "
-        "zero_init_residual)."
+        False,
+        description="Zero the last BN of each residual branch (torchvision's zero_init_residual).",
     )
     block_args: dict[str, Any] = Field(
         default_factory=dict, description="Further fields given to every block of every stage."
@@ -116,21 +123,28 @@ class SpecDocument(_Model):
     input: list[Dim] = Field(
         [3, 224, 224], min_length=3, max_length=3, description="Input shape [C, H, W]."
     )
-    num_classes: int = Field(1000, ge=1, le=1 << 20,
-                             description="Number of classes; `$num_classes` in a layer uses it.")
+    num_classes: int = Field(
+        1000, ge=1, le=1 << 20, description="Number of classes; `$num_classes` in a layer uses it."
+    )
     vars: dict[str, int | float | str | bool] = Field(
         default_factory=dict, description="Named values a layer can use as `$name`."
     )
     defaults: Defaults = Field(default_factory=Defaults, description=Defaults.__doc__)
-    init: InitScheme = Field("default", description="Weight initialisation scheme: default "
-                             "(PyTorch's), kaiming (ResNet), vgg, mobilenet, googlenet, "
-                             "inception, unet (seed 003).")
-    width_multiple: float = Field(1.0, gt=0, le=16,
-                                  description="Scales every channel-count field of every block.")
-    depth_multiple: float = Field(1.0, gt=0, le=16,
-                                  description="Scales every `repeat` and stage length.")
-    round_channels: int = Field(1, ge=1, le=256,
-                                description="Scaled channel counts round to a multiple of this.")
+    init: InitScheme = Field(
+        "default",
+        description="Weight initialisation scheme: default "
+        "(PyTorch's), kaiming (ResNet), vgg, mobilenet, googlenet, "
+        "inception, unet (seed 003).",
+    )
+    width_multiple: float = Field(
+        1.0, gt=0, le=16, description="Scales every channel-count field of every block."
+    )
+    depth_multiple: float = Field(
+        1.0, gt=0, le=16, description="Scales every `repeat` and stage length."
+    )
+    round_channels: int = Field(
+        1, ge=1, le=256, description="Scaled channel counts round to a multiple of this."
+    )
     plugins: list[str] = Field(
         default_factory=list, description="Modules or .py files defining extra blocks."
     )

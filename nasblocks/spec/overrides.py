@@ -1,4 +1,4 @@
-"""Dotted-path overrides: ``stages.groups=32`` on the CLI, ``**{"stages.groups": 32}`` in Python."""
+"""Dotted-path overrides: `stages.groups=32` (CLI) or `**{"stages.groups": 32}` (Python)."""
 
 from __future__ import annotations
 
@@ -49,9 +49,12 @@ def apply_overrides(raw: dict, overrides: Mapping[str, Any]) -> dict:
             else:
                 raise SpecError(f"override {dotted!r}: nothing at this path", here)
         last = keys[-1]
-        if isinstance(node, dict):
-            node[last] = copy.deepcopy(value)
-        elif isinstance(node, list) and isinstance(last, int) and -len(node) <= last < len(node):
+        if (
+            isinstance(node, dict)
+            or isinstance(node, list)
+            and isinstance(last, int)
+            and -len(node) <= last < len(node)
+        ):
             node[last] = copy.deepcopy(value)
         else:
             raise SpecError(f"override {dotted!r}: nothing at this path", keys)

@@ -69,11 +69,15 @@ def plan_layers(layers: tuple[Layer, ...], in_shape: Shape, top: bool = False) -
         inputs = tuple(_resolve(ref, i, names, layer, layers) for ref in layer.inputs)
         for j in inputs:
             if j != INPUT and layers[j].aux:
-                raise SpecError(f"layer {layers[j].name!r} is an aux output; other layers "
-                                "cannot take it as input", (*layer.path, "from"))
+                raise SpecError(
+                    f"layer {layers[j].name!r} is an aux output; other layers "
+                    "cannot take it as input",
+                    (*layer.path, "from"),
+                )
         if layer.aux and not top:
-            raise SpecError("aux outputs are only allowed in the top-level layer list",
-                            (*layer.path, "aux"))
+            raise SpecError(
+                "aux outputs are only allowed in the top-level layer list", (*layer.path, "aux")
+            )
         shapes = [in_shape if j == INPUT else nodes[j].out_shape for j in inputs]
         if layer.block is None:
             if len(shapes) != 1:
@@ -84,7 +88,9 @@ def plan_layers(layers: tuple[Layer, ...], in_shape: Shape, top: bool = False) -
                 if group.out_shape != group.in_shape:
                     raise SpecError(
                         f"cannot repeat a group that maps {_shape_str(group.in_shape)} to "
-                        f"{_shape_str(group.out_shape)}", (*layer.path, "repeat"))
+                        f"{_shape_str(group.out_shape)}",
+                        (*layer.path, "repeat"),
+                    )
                 outs.append(group.out_shape)
             nodes.append(Node(layer, inputs, shapes[0], outs[-1], group, tuple(outs)))
             continue
@@ -100,14 +106,17 @@ def plan_layers(layers: tuple[Layer, ...], in_shape: Shape, top: bool = False) -
                     path = (*layer.path, layer.kind, e.field) if e.field else layer.path
                 raise SpecError(
                     f"{e.message} (layer {layer.name!r}, {layer.kind}, input "
-                    f"{_shape_str(shape if outs else arg)})", path) from None
+                    f"{_shape_str(shape if outs else arg)})",
+                    path,
+                ) from None
             outs.append(shape)
         nodes.append(Node(layer, inputs, arg, outs[-1], None, tuple(outs)))
     return Plan(tuple(nodes), in_shape)
 
 
-def _resolve(ref: int | str, i: int, names: dict[str, int], layer: Layer,
-             layers: tuple[Layer, ...]) -> int:
+def _resolve(
+    ref: int | str, i: int, names: dict[str, int], layer: Layer, layers: tuple[Layer, ...]
+) -> int:
     where = (*layer.path, "from")
     if isinstance(ref, str):
         if ref == "input":
@@ -127,8 +136,9 @@ def _resolve(ref: int | str, i: int, names: dict[str, int], layer: Layer,
     if ref < 0 and j == -1:
         return INPUT
     if j < -1 or j >= i:
-        raise SpecError(f"input {ref} points outside the earlier layers (this is layer {i})",
-                        where)
+        raise SpecError(
+            f"input {ref} points outside the earlier layers (this is layer {i})", where
+        )
     return j
 
 
@@ -146,11 +156,15 @@ def plan(spec: Spec, input_shape: Shape | None = None) -> Plan:
                 if name not in names:
                     from nasblocks.registry import suggest
 
-                    raise SpecError(f"unknown layer {name!r}{suggest(name, names)}",
-                                    ("outputs", k if as_list else field_name))
+                    raise SpecError(
+                        f"unknown layer {name!r}{suggest(name, names)}",
+                        ("outputs", k if as_list else field_name),
+                    )
                 if not field_name.isidentifier() or field_name.startswith("_"):
-                    raise SpecError(f"output name {field_name!r} is not a Python identifier",
-                                    ("outputs", field_name))
+                    raise SpecError(
+                        f"output name {field_name!r} is not a Python identifier",
+                        ("outputs", field_name),
+                    )
         return result
     except SpecError as e:
         raise e.located(spec.file, spec.positions) from None

@@ -14,8 +14,10 @@ def layer_model():
     """One pydantic model for a layer: the meta keys plus one optional key per block kind."""
     fields: dict[str, Any] = {
         "name": (str | None, Field(None, description=LAYER_META["name"])),
-        "from_": (int | str | list[int | str] | None,
-                  Field(None, alias="from", description=LAYER_META["from"])),
+        "from_": (
+            int | str | list[int | str] | None,
+            Field(None, alias="from", description=LAYER_META["from"]),
+        ),
         "repeat": (int | None, Field(None, ge=1, description=LAYER_META["repeat"])),
         "aux": (bool | None, Field(None, description=LAYER_META["aux"])),
         "layers": (list[Any] | None, Field(None, description=LAYER_META["layers"])),
@@ -25,8 +27,9 @@ def layer_model():
         cls = get_block(name)
         short: Any = Any if cls.shorthand or cls.arity != 1 else None
         fields[name] = (cls | short | None, Field(None, description=(cls.__doc__ or "").strip()))
-    return create_model("Layer", __config__=ConfigDict(extra="forbid", populate_by_name=True),
-                        **fields)
+    return create_model(
+        "Layer", __config__=ConfigDict(extra="forbid", populate_by_name=True), **fields
+    )
 
 
 def spec_json_schema() -> dict[str, Any]:

@@ -119,7 +119,9 @@ class _Converter:
             try:
                 return self.constructor.construct_object(node, deep=True)
             except yaml.YAMLError as e:
-                raise self._error(f"cannot read value: {getattr(e, 'problem', e)}", node, path)
+                raise self._error(
+                    f"cannot read value: {getattr(e, 'problem', e)}", node, path
+                ) from None
         if isinstance(node, yaml.SequenceNode):
             if node.tag != "tag:yaml.org,2002:seq":
                 raise self._error(f"unsupported tag {node.tag}", node, path)

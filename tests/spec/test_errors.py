@@ -40,47 +40,134 @@ CASES = [
     ("scalar-doc", "hello\n", 1, "(root)", "a spec is a mapping"),
     ("unknown-top-key", "name: t\nlayer:\n  - conv: 8\n", 2, "layer", "did you mean 'layers'"),
     ("duplicate-key", "name: t\nname: u\nlayers: [relu]\n", 2, "name", "duplicate key 'name'"),
-    ("wrong-type", GOOD_HEAD + "  - conv: {out_channels: eight}\n", 4,
-     "layers[0].conv.out_channels", "valid integer"),
-    ("absurd-value", GOOD_HEAD + "  - conv: {out_channels: 100000000}\n", 4,
-     "layers[0].conv.out_channels", "less than or equal"),
-    ("negative-input", "name: t\ninput: [3, -16, 16]\nlayers: [relu]\n", 2, "input[1]",
-     "greater than or equal to 1"),
-    ("unknown-block", GOOD_HEAD + "  - conv: 8\n  - bottlenek: 4\n", 5, "layers[1].bottlenek",
-     "did you mean 'bottleneck'"),
-    ("unknown-block-field", GOOD_HEAD + "  - conv: {out_channels: 8, strid: 2}\n", 4,
-     "layers[0].conv.strid", "did you mean 'stride'"),
-    ("unknown-ref", GOOD_HEAD + "  - {name: a, conv: 8}\n  - {concat: [-1, b]}\n", 5,
-     "layers[1].from", "unknown layer 'b'"),
-    ("groups", GOOD_HEAD + "  - conv: 48\n  - conv: {out_channels: 64, groups: 32}\n", 5,
-     "layers[1].conv.groups", "48 input channels are not divisible by 32 groups"),
-    ("collapse", GOOD_HEAD + "  - conv: {out_channels: 8, kernel_size: 7, padding: 0}\n"
-     "  - conv: {out_channels: 8, kernel_size: 7, padding: 0}\n"
-     "  - conv: {out_channels: 8, kernel_size: 7, padding: 0}\n", 6, "layers[2].conv.kernel_size",
-     "spatial size collapses"),
-    ("concat-hw", GOOD_HEAD + "  - {name: a, conv: 8}\n  - {conv: {out_channels: 8, stride: 2}}\n"
-     "  - {concat: [-1, a]}\n", 6, "layers[2]", "must share H x W"),
-    ("add-shapes", GOOD_HEAD + "  - {name: a, conv: 8}\n  - conv: 16\n  - {add: [-1, a]}\n", 6,
-     "layers[2]", "inputs must have one shape"),
-    ("linear-on-map", GOOD_HEAD + "  - conv: 8\n  - linear: 10\n", 5, "layers[1]",
-     "flat feature vector"),
-    ("two-blocks", GOOD_HEAD + "  - {conv: 8, relu: null}\n", 4, "layers[0].relu",
-     "a layer has one block"),
-    ("bad-var", GOOD_HEAD + "  - flatten\n  - linear: $nclasses\n", 5,
-     "layers[1].linear.out_features", "unknown variable '$nclasses' (did you mean 'num_classes'"),
-    ("stages-length", "name: r\nstages: {block: basic, layers: [1, 1], widths: [8]}\n", 2,
-     "stages.widths", "1 entries for 2 stages"),
-    ("python-tag", "name: !!python/object/apply:os.system [echo hi]\nlayers: [relu]\n", 1,
-     "name", "unsupported tag"),
-    ("python-scalar-tag", "name: !!python/name:os.system ''\nlayers: [relu]\n", 1,
-     "name", "cannot read value"),
-    ("merge-key", "base: &b {conv: 8}\nname: t\nlayers:\n  - <<: *b\n", 4, "layers[0]",
-     "merge keys"),
+    (
+        "wrong-type",
+        GOOD_HEAD + "  - conv: {out_channels: eight}\n",
+        4,
+        "layers[0].conv.out_channels",
+        "valid integer",
+    ),
+    (
+        "absurd-value",
+        GOOD_HEAD + "  - conv: {out_channels: 100000000}\n",
+        4,
+        "layers[0].conv.out_channels",
+        "less than or equal",
+    ),
+    (
+        "negative-input",
+        "name: t\ninput: [3, -16, 16]\nlayers: [relu]\n",
+        2,
+        "input[1]",
+        "greater than or equal to 1",
+    ),
+    (
+        "unknown-block",
+        GOOD_HEAD + "  - conv: 8\n  - bottlenek: 4\n",
+        5,
+        "layers[1].bottlenek",
+        "did you mean 'bottleneck'",
+    ),
+    (
+        "unknown-block-field",
+        GOOD_HEAD + "  - conv: {out_channels: 8, strid: 2}\n",
+        4,
+        "layers[0].conv.strid",
+        "did you mean 'stride'",
+    ),
+    (
+        "unknown-ref",
+        GOOD_HEAD + "  - {name: a, conv: 8}\n  - {concat: [-1, b]}\n",
+        5,
+        "layers[1].from",
+        "unknown layer 'b'",
+    ),
+    (
+        "groups",
+        GOOD_HEAD + "  - conv: 48\n  - conv: {out_channels: 64, groups: 32}\n",
+        5,
+        "layers[1].conv.groups",
+        "48 input channels are not divisible by 32 groups",
+    ),
+    (
+        "collapse",
+        GOOD_HEAD + "  - conv: {out_channels: 8, kernel_size: 7, padding: 0}\n"
+        "  - conv: {out_channels: 8, kernel_size: 7, padding: 0}\n"
+        "  - conv: {out_channels: 8, kernel_size: 7, padding: 0}\n",
+        6,
+        "layers[2].conv.kernel_size",
+        "spatial size collapses",
+    ),
+    (
+        "concat-hw",
+        GOOD_HEAD + "  - {name: a, conv: 8}\n  - {conv: {out_channels: 8, stride: 2}}\n"
+        "  - {concat: [-1, a]}\n",
+        6,
+        "layers[2]",
+        "must share H x W",
+    ),
+    (
+        "add-shapes",
+        GOOD_HEAD + "  - {name: a, conv: 8}\n  - conv: 16\n  - {add: [-1, a]}\n",
+        6,
+        "layers[2]",
+        "inputs must have one shape",
+    ),
+    (
+        "linear-on-map",
+        GOOD_HEAD + "  - conv: 8\n  - linear: 10\n",
+        5,
+        "layers[1]",
+        "flat feature vector",
+    ),
+    (
+        "two-blocks",
+        GOOD_HEAD + "  - {conv: 8, relu: null}\n",
+        4,
+        "layers[0].relu",
+        "a layer has one block",
+    ),
+    (
+        "bad-var",
+        GOOD_HEAD + "  - flatten\n  - linear: $nclasses\n",
+        5,
+        "layers[1].linear.out_features",
+        "unknown variable '$nclasses' (did you mean 'num_classes'",
+    ),
+    (
+        "stages-length",
+        "name: r\nstages: {block: basic, layers: [1, 1], widths: [8]}\n",
+        2,
+        "stages.widths",
+        "1 entries for 2 stages",
+    ),
+    (
+        "python-tag",
+        "name: !!python/object/apply:os.system [echo hi]\nlayers: [relu]\n",
+        1,
+        "name",
+        "unsupported tag",
+    ),
+    (
+        "python-scalar-tag",
+        "name: !!python/name:os.system ''\nlayers: [relu]\n",
+        1,
+        "name",
+        "cannot read value",
+    ),
+    (
+        "merge-key",
+        "base: &b {conv: 8}\nname: t\nlayers:\n  - <<: *b\n",
+        4,
+        "layers[0]",
+        "merge keys",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("doc", "line", "path", "fragment"),
-                         [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("doc", "line", "path", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_bad_spec_is_one_located_line(tmp_path, capsys, doc, line, path, fragment):
     code, err, file = validate(tmp_path, doc, capsys)
     assert code == 2
@@ -92,8 +179,7 @@ def test_bad_spec_is_one_located_line(tmp_path, capsys, doc, line, path, fragmen
 
 
 def test_deep_nesting(tmp_path, capsys):
-    code, err, _ = validate(tmp_path, "name: t\nlayers: " + "[" * 3000 + "]" * 3000 + "\n",
-                            capsys)
+    code, err, _ = validate(tmp_path, "name: t\nlayers: " + "[" * 3000 + "]" * 3000 + "\n", capsys)
     assert code == 2 and "nesting is too deep" in parse(err)["msg"]
 
 
@@ -142,8 +228,9 @@ def test_several_files_report_each(tmp_path, capsys):
     assert "good.yaml: ok" in out and "bad.yaml:1:1" in err
 
 
-@pytest.mark.parametrize("argv", [["validate"], ["summary"], ["nosuchcommand"],
-                                  ["summary", "x.yaml", "--depth", "two"]])
+@pytest.mark.parametrize(
+    "argv", [["validate"], ["summary"], ["nosuchcommand"], ["summary", "x.yaml", "--depth", "two"]]
+)
 def test_bad_flags_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
@@ -156,8 +243,12 @@ def test_real_process_exit_code_no_traceback_and_fast(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(GOOD_HEAD + "  - conv: 48\n  - conv: {out_channels: 64, groups: 32}\n")
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "nasblocks.cli.main", "validate", str(bad)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "nasblocks.cli.main", "validate", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     elapsed = time.perf_counter() - start
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
@@ -175,6 +266,5 @@ def test_validate_and_schema_do_not_import_torch(tmp_path):
         "with contextlib.redirect_stdout(io.StringIO()):\n    assert main(['schema']) == 0\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
