@@ -29,6 +29,7 @@ def run(args) -> int:
         "optimizer": args.optimizer,
         "weight_decay": args.weight_decay,
         "device": args.device,
+        "compile": args.compile or None,
         "seed": args.seed,
         "max_train_batches": args.max_train_batches,
     }
@@ -93,6 +94,7 @@ def register(sub) -> None:
         help="resize images to NxN (sets the spec's input size)",
     )
     p.add_argument("--device", choices=("cpu", "cuda", "auto"))
+    p.add_argument("--compile", action="store_true", help="compile the model with torch.compile")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", metavar="DIR", help="default experiments/train/<spec name>")
     p.add_argument(

@@ -133,8 +133,12 @@ def make_candidate(
 
 
 def trial_key(spec_hash: str, config: TrainConfig) -> str:
-    """Same architecture and same training settings -> same key (device excluded)."""
-    train = config.model_dump(mode="json", exclude={"device", "loader_workers"})
+    """Same architecture and same training settings -> same key.
+
+    Where and how fast it runs (device, loader workers, torch.compile) does not change what a
+    trial learns, so it is not part of the key.
+    """
+    train = config.model_dump(mode="json", exclude={"device", "loader_workers", "compile"})
     text = json.dumps({"spec": spec_hash, "train": train}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -1,8 +1,10 @@
 """``imagefolder:PATH``: images on disk, one folder per class, listed by torchvision.
 
 The files are listed by ``torchvision.datasets.ImageFolder`` (its class discovery and
-extension filter) and read on demand by :class:`ImageFiles`, which also resizes, converts the
-channels and normalises, so the trainer's ``DataLoader`` gets ready float tensors.
+extension filter) and read on demand by :class:`ImageFiles`, which also resizes and converts
+the channels. Its items stay ``uint8``: the trainer's ``DataLoader`` pins and ships a quarter
+of float32's bytes, and the batches are normalised on the device with the split's
+``mean`` / ``std``, like in-memory data.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ _STATS_SAMPLES = 512  # train images read to estimate the normalisation statisti
 
 
 class ImageFiles(Dataset):
-    """``(path, label)`` samples read as float ``(C, H, W)`` tensors of ``shape``.
+    """``(path, label)`` samples read as ``uint8`` ``(C, H, W)`` tensors of ``shape``.
 
-    Pixels are scaled to [0, 1] and, when ``mean`` / ``std`` are given, normalised.
+    ``mean`` / ``std`` (per channel, [0, 1] units; set by ``prepare``) are what batches of
+    these images are normalised with on the device; the items themselves stay raw.
     """
 
     def __init__(
@@ -37,8 +40,8 @@ class ImageFiles(Dataset):
     ) -> None:
         self.samples = list(samples)
         self.shape = shape
-        self.mean = torch.tensor(mean).view(-1, 1, 1) if mean is not None else None
-        self.std = torch.tensor(std).view(-1, 1, 1) if std is not None else None
+        self.mean = tuple(mean) if mean is not None else None
+        self.std = tuple(std) if std is not None else None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -52,10 +55,7 @@ class ImageFiles(Dataset):
             img = img.convert("L" if channels == 1 else "RGB")
             if img.size != (width, height):
                 img = img.resize((width, height), Image.Resampling.BILINEAR)
-            x = pil_to_tensor(img).float().div_(255.0)  # (C, H, W)
-        if self.mean is not None:
-            x = x.sub_(self.mean).div_(self.std)
-        return x, label
+            return pil_to_tensor(img), label  # (C, H, W) uint8
 
     def reformatted(
         self,
@@ -104,6 +104,7 @@ def prepare_files(splits: DatasetSplits, target: Shape3) -> DatasetSplits:
     raw = train.reformatted(target)
     step = max(1, len(raw) // _STATS_SAMPLES)
     sample = torch.stack([raw[i][0] for i in range(0, len(raw), step)])  # (S, C, H, W)
+    sample = sample.double().div_(255.0)
     mean = sample.mean((0, 2, 3)).tolist()
     std = sample.std((0, 2, 3)).clamp_min(1e-6).tolist()
     return dataclasses.replace(

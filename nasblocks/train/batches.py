@@ -1,11 +1,15 @@
 """Where training and evaluation batches come from: device tensors, or a DataLoader for files.
 
-In memory, a batch is one indexing of tensors already on the device: no worker processes, no
-collation, no host-to-device copy per step.
+In memory, a batch is one indexing of ``uint8`` tensors already on the device plus one fused
+convert-and-normalise kernel: no worker processes, no collation, no host-to-device copy per
+step. Files go through a ``DataLoader`` (pinned memory on CUDA) and :class:`Prefetch`, which
+copies the next batch while the current one trains. Either way batches come out as
+normalised float32 in the model's memory format.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import torch
@@ -14,13 +18,15 @@ from torch.utils.data import DataLoader, Dataset
 
 from nasblocks.train.config import TrainConfig
 from nasblocks.train.data import TensorData
+from nasblocks.train.normalize import BatchNormalize
+from nasblocks.train.prefetch import Prefetch
 
 
 class TrainBatches:
-    """An epoch's shuffled training batches, already on the device.
+    """An epoch's shuffled training batches, on the device and normalised.
 
     In-memory data: a fresh permutation (drawn on the CPU, so the order is the same on every
-    device) indexes the device tensors. Files: a shuffling ``DataLoader``.
+    device) indexes the device tensors. Files: a shuffling ``DataLoader``, prefetched.
     """
 
     def __init__(
@@ -32,13 +38,10 @@ class TrainBatches:
     ) -> None:
         self.device = device
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.memory_format = torch.channels_last if channels_last else torch.preserve_format
+        self.normalize = BatchNormalize.of(data, device, channels_last)
         n = len(data)
         if isinstance(data, TensorData):
-            self.data = data
-            if channels_last:
-                images = data.images.contiguous(memory_format=torch.channels_last)
-                self.data = TensorData(images, data.labels)
+            self.data = data.to(device)
             self.batch_size = min(config.batch_size, n)
             steps = n // self.batch_size
             self.loader = None
@@ -59,39 +62,36 @@ class TrainBatches:
         self.steps = min(steps, cap) if cap is not None else steps
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        normalize = self.normalize
         if self.loader is None:
             n = len(self.data)
             order = torch.randperm(n, generator=self.generator)[: self.steps * self.batch_size]
             order = order.to(self.device, non_blocking=True).view(self.steps, self.batch_size)
             images, labels = self.data.images, self.data.labels
             for index in order:
-                yield images[index], labels[index]
+                yield normalize(images[index]), labels[index]
             return
-        for step, (x, y) in enumerate(self.loader):
-            if step == self.steps:
-                break
-            x = x.to(self.device, non_blocking=True, memory_format=self.memory_format)
-            yield x, y.to(self.device, non_blocking=True)
+        # islice before Prefetch: reading one batch ahead must not read past the cap.
+        for x, y in Prefetch(itertools.islice(self.loader, self.steps), self.device):
+            yield normalize(x), y
 
 
 def eval_batches(
     data: TensorData | Dataset, config: TrainConfig, device: torch.device, channels_last: bool
 ) -> Iterator[tuple[Tensor, Tensor]]:
-    """``data`` in order, in ``eval_batch_size`` slices (views, for in-memory data)."""
+    """``data`` in order, in ``eval_batch_size`` slices, on the device and normalised."""
     batch = config.eval_batch_size or 2 * config.batch_size
+    normalize = BatchNormalize.of(data, device, channels_last)
     if isinstance(data, TensorData):
         images, labels = data.images.to(device), data.labels.to(device)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
         for start in range(0, len(data), batch):
-            yield images[start : start + batch], labels[start : start + batch]
+            yield normalize(images[start : start + batch]), labels[start : start + batch]
         return
-    fmt = torch.channels_last if channels_last else torch.preserve_format
     loader = DataLoader(
         data,
         batch_size=batch,
         num_workers=config.loader_workers,
         pin_memory=device.type == "cuda",
     )
-    for x, y in loader:
-        yield x.to(device, non_blocking=True, memory_format=fmt), y.to(device, non_blocking=True)
+    for x, y in Prefetch(loader, device):
+        yield normalize(x), y

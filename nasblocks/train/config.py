@@ -73,6 +73,12 @@ class TrainConfig(BaseModel):
     channels_last: bool | Literal["auto"] = Field(
         "auto", description="Model and images in channels-last memory format; auto: on CUDA."
     )
+    compile: bool = Field(
+        False,
+        description="Compile the model with torch.compile before training (the first steps "
+        "pay the compile time; a compile failure falls back to eager with a warning). "
+        "Evaluation runs eagerly.",
+    )
     grad_clip: float | None = Field(
         None, gt=0, description="Clip the global gradient L2 norm to this value; None: no clip."
     )

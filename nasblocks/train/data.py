@@ -1,9 +1,11 @@
 """Datasets as fixed train / validation / test splits, ready for a trial to train on.
 
-Every dataset here but ``imagefolder`` is small enough to live as one tensor: it is read once,
-kept as ``uint8`` (or ``float`` in [0, 1]) and :func:`prepare` moves it to the device in one
-copy, so training indexes device memory and needs no ``DataLoader``. ``imagefolder`` stays on
-disk and is read by a ``DataLoader``.
+Every dataset here but ``imagefolder`` is small enough to live as one tensor: it is read once
+as ``uint8`` pixels and :func:`prepare` moves it to the device in one copy, still ``uint8``
+(a quarter of float32's memory: CIFAR-10 is 184 MB instead of 737). Training indexes device
+memory and needs no ``DataLoader``; each batch is converted to float and normalised on the
+device (:mod:`nasblocks.train.normalize`). ``imagefolder`` stays on disk and is read by a
+``DataLoader``, also as ``uint8``.
 
 Splits are fixed by ``seed``: the validation split is ``val_fraction`` of the training images,
 stratified by class; datasets without an official test split (``digits``, ``synthetic``, a
@@ -50,12 +52,16 @@ class DatasetError(NasBlocksError):
 class TensorData:
     """Images and labels of one split held in memory.
 
-    ``images`` is ``(N, C, H, W)``: ``uint8`` (0..255) or float in [0, 1] as loaded, float
-    normalised once :func:`prepare` has run; ``labels`` is ``(N,)`` int64.
+    ``images`` is ``(N, C, H, W)``: ``uint8`` (0..255), or float in [0, 1]; ``labels`` is
+    ``(N,)`` int64. ``mean`` / ``std`` (per channel, in [0, 1] pixel units), set by
+    :func:`prepare`, are what each batch is normalised with on its way to the model; without
+    them float images go to the model as they are (``uint8`` ones scaled to [0, 1]).
     """
 
     images: Tensor
     labels: Tensor
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.images.dim() != 4 or self.labels.shape != (self.images.shape[0],):
@@ -70,23 +76,27 @@ class TensorData:
     def to(self, device: torch.device | str | None) -> TensorData:
         if device is None:
             return self
-        return TensorData(self.images.to(device), self.labels.to(device))
+        return dataclasses.replace(
+            self, images=self.images.to(device), labels=self.labels.to(device)
+        )
 
     def subset(self, index: Tensor) -> TensorData:
-        return TensorData(self.images[index], self.labels[index])
+        return dataclasses.replace(self, images=self.images[index], labels=self.labels[index])
 
 
 Split = TensorData | Dataset
 """A split is a :class:`TensorData` (small datasets) or a map-style ``Dataset`` of
-``(image (C, H, W) float tensor, label int)`` pairs (files read on demand)."""
+``(image (C, H, W) uint8 or float tensor, label int)`` pairs (files read on demand); a
+``Dataset`` with ``mean`` / ``std`` attributes is normalised per batch like a ``TensorData``."""
 
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSplits:
     """One dataset cut into fixed train / val / test splits.
 
-    ``mean`` and ``std`` are the per-channel statistics of the train split that the images were
-    normalised with; they are ``None`` until :func:`prepare` has run.
+    ``mean`` and ``std`` are the per-channel statistics (in [0, 1] pixel units) of the train
+    split that every split's batches are normalised with; they are ``None`` until
+    :func:`prepare` has run. The images themselves stay un-normalised (``uint8`` as loaded).
     """
 
     name: str
@@ -193,16 +203,25 @@ def stratified_split(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor
 
 
 def _digits() -> TensorData:
-    """scikit-learn's bundled 8x8 digits (1797 images, pixel values 0..16), offline."""
+    """scikit-learn's bundled 8x8 digits (1797 images, pixel values 0..16), offline.
+
+    The 17 grey levels are spread over 0..255 (``round(v * 255 / 16)``) so the images are
+    ``uint8`` like every other dataset's.
+    """
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    images = torch.tensor(digits.images, dtype=torch.float32).div_(16.0).unsqueeze(1)
-    return TensorData(images, torch.tensor(digits.target, dtype=torch.int64))
+    images = torch.tensor(digits.images, dtype=torch.float32).mul_(255.0 / 16.0).round_()
+    return TensorData(
+        images.to(torch.uint8).unsqueeze(1), torch.tensor(digits.target, dtype=torch.int64)
+    )
 
 
 def _synthetic(shape: Sequence[int], num_classes: int, size: int, seed: int) -> TensorData:
-    """Learnable noise: each class is a smooth random template, each image one plus noise."""
+    """Learnable noise: each class is a smooth random template, each image one plus noise.
+
+    Quantised to ``uint8`` pixels, like a real image dataset.
+    """
     if len(shape) != 3 or min(shape) < 1 or num_classes < 2 or size < 2 * num_classes:
         raise DatasetError(
             f"synthetic needs a (C, H, W) shape, at least 2 classes and 2 images per class; "
@@ -218,7 +237,7 @@ def _synthetic(shape: Sequence[int], num_classes: int, size: int, seed: int) -> 
     labels = labels[torch.randperm(size, generator=generator)]
     noise = torch.randn(size, channels, height, width, generator=generator)
     images = (0.2 + 0.6 * templates[labels] + 0.15 * noise).clamp_(0.0, 1.0)
-    return TensorData(images, labels)
+    return TensorData(images.mul_(255.0).round_().to(torch.uint8), labels)
 
 
 def prepare(
@@ -227,14 +246,16 @@ def prepare(
     *,
     device: torch.device | str | None = None,
 ) -> DatasetSplits:
-    """Fit the images to a model's ``input_shape`` (C, H, W) and normalise them.
+    """Fit the images to a model's ``input_shape`` (C, H, W) and fix their normalisation.
 
-    Images are scaled to [0, 1], resized (bilinear, antialiased when shrinking), converted
-    1 -> C channels by repeating or C -> 1 by averaging, and normalised with the per-channel
-    mean / std of the converted train split. In-memory splits end up as float32 on ``device``
-    (one copy); file-backed splits get a per-image transform instead. Already-prepared splits
-    of the right shape are only moved; preparing them for another shape normalises them again
-    (``mean`` / ``std`` then describe the once-normalised images).
+    Images are resized (bilinear, antialiased when shrinking), converted 1 -> C channels by
+    repeating or C -> 1 by averaging, and the per-channel mean / std of the converted train
+    split (in [0, 1] units) is recorded on the splits and on each split. The pixels are not
+    normalised here: ``uint8`` images stay ``uint8`` (rounded after resizing) and float ones
+    float, on ``device`` (one copy); each batch is normalised on the device as it is drawn.
+    File-backed splits get the same statistics from a sample and a per-image resize.
+    Already-prepared splits of the right shape are only moved; preparing them for another
+    shape starts from their (already resized) images.
     """
     target = tuple(int(s) for s in input_shape) if input_shape is not None else splits.input_shape
     if len(target) != 3 or min(target) < 1:
@@ -248,7 +269,8 @@ def prepare(
     if splits.prepared and target == splits.input_shape:
         if not splits.in_memory:
             return splits
-        train, val, test = (s.to(device) for s in splits_of(splits))
+        stats = {"mean": splits.mean, "std": splits.std}
+        train, val, test = (dataclasses.replace(s.to(device), **stats) for s in splits_of(splits))
         return dataclasses.replace(splits, train=train, val=val, test=test)
     if not splits.in_memory:
         from nasblocks.train._imagefolder import prepare_files
@@ -256,16 +278,14 @@ def prepare(
         return prepare_files(splits, target)
     train, val, test = (_convert(s.images, target, device) for s in splits_of(splits))
     mean, std = _channel_stats(train)
-    for images in (train, val, test):
-        images.sub_(mean.view(-1, 1, 1)).div_(std.view(-1, 1, 1))
+    stats = {"mean": tuple(mean.tolist()), "std": tuple(std.tolist())}
     return dataclasses.replace(
         splits,
-        train=TensorData(train, splits.train.labels.to(device)),
-        val=TensorData(val, splits.val.labels.to(device)),
-        test=TensorData(test, splits.test.labels.to(device)),
+        train=TensorData(train, splits.train.labels.to(device), **stats),
+        val=TensorData(val, splits.val.labels.to(device), **stats),
+        test=TensorData(test, splits.test.labels.to(device), **stats),
         input_shape=target,
-        mean=tuple(mean.tolist()),
-        std=tuple(std.tolist()),
+        **stats,
     )
 
 
@@ -277,12 +297,17 @@ _CHUNK = 2048  # images converted at a time: bounds the float copies while resiz
 
 
 def _convert(images: Tensor, target: Shape3, device: torch.device | str | None) -> Tensor:
-    """``(N, C, H, W)`` images -> float32 ``(N, *target)`` in [0, 1] on ``device``."""
+    """``(N, C, H, W)`` images -> ``(N, *target)`` of the same dtype on ``device``.
+
+    Images already of the target shape are copied as they are; the others are converted in
+    float chunk by chunk, and ``uint8`` ones rounded back to ``uint8``.
+    """
     channels, height, width = target
-    out = torch.empty((images.shape[0], *target), dtype=torch.float32, device=device)
+    if tuple(images.shape[1:]) == target:
+        return images.to(device)
+    out = torch.empty((images.shape[0], *target), dtype=images.dtype, device=device)
     for start in range(0, images.shape[0], _CHUNK):
-        x = images[start : start + _CHUNK].to(out.device)
-        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+        x = images[start : start + _CHUNK].to(out.device).float()
         if x.shape[1] != channels:
             x = x.expand(-1, channels, -1, -1) if x.shape[1] == 1 else x.mean(1, keepdim=True)
         if x.shape[2:] != (height, width):
@@ -290,12 +315,14 @@ def _convert(images: Tensor, target: Shape3, device: torch.device | str | None) 
             x = F.interpolate(
                 x, size=(height, width), mode="bilinear", align_corners=False, antialias=shrink
             )
+        if out.dtype == torch.uint8:
+            x = x.round_().clamp_(0, 255)
         out[start : start + _CHUNK] = x
     return out
 
 
 def _channel_stats(images: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-channel mean and std over ``(N, H, W)``, summed in float64 chunk by chunk."""
+    """Per-channel mean and std over ``(N, H, W)`` in [0, 1] units, summed in float64."""
     total = torch.zeros(images.shape[1], dtype=torch.float64, device=images.device)
     squares = torch.zeros_like(total)
     for start in range(0, images.shape[0], _CHUNK):
@@ -304,5 +331,7 @@ def _channel_stats(images: Tensor) -> tuple[Tensor, Tensor]:
         squares += x.square().sum((0, 2, 3))
     count = images.shape[0] * images.shape[2] * images.shape[3]
     mean = total / count
-    std = (squares / count - mean.square()).clamp_min(0.0).sqrt().clamp_min(1e-6)
-    return mean.float(), std.float()
+    std = (squares / count - mean.square()).clamp_min(0.0).sqrt()
+    if images.dtype == torch.uint8:
+        mean, std = mean / 255.0, std / 255.0
+    return mean.float(), std.clamp_min(1e-6).float()

@@ -1,21 +1,22 @@
 """Train any ``nn.Module`` classifier on :class:`DatasetSplits`: a trial's whole training run.
 
 The hot loop is what a hand-written PyTorch loop does and nothing more: index a permutation of
-device tensors, forward, loss, backward, step. The loss is summed on the device and read once
-per epoch, so the host never waits on the device mid-epoch; that read also checks divergence.
+device tensors, convert and normalise the batch, forward, loss, backward, step. The loss is
+summed on the device and read once per epoch, so the host never waits on the device mid-epoch;
+that read also checks divergence. The hardware choices (device, autocast, channels-last,
+compile) are made in :mod:`nasblocks.train.hardware`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator
-from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -23,11 +24,21 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from nasblocks.errors import NasBlocksError
 from nasblocks.train.augment import BatchAugment
 from nasblocks.train.batches import TrainBatches, eval_batches
 from nasblocks.train.config import AugmentConfig, TrainConfig
 from nasblocks.train.data import DatasetSplits, TensorData, prepare
+from nasblocks.train.hardware import (
+    TrainingError,
+    amp_dtype,
+    autocast,
+    compile_model,
+    free_memory,
+    is_out_of_memory,
+    resolve_device,
+    rng_devices,
+    use_channels_last,
+)
 from nasblocks.train.optim import make_optimizer, make_scheduler
 
 __all__ = [
@@ -39,14 +50,12 @@ __all__ = [
     "TrainingError",
     "evaluate",
     "fit",
+    "resolve_device",
     "train_one",
 ]
 
 Report = Callable[[int, dict[str, float]], "bool | None"]
-
-
-class TrainingError(NasBlocksError):
-    """A training run that could not go on as asked."""
+T = TypeVar("T")
 
 
 class DivergedError(TrainingError):
@@ -80,6 +89,10 @@ class TrainResult(BaseModel):
     images_per_s: float = Field(description="Training images per second of train_time_s.")
     device: str = Field(description="Device trained on.")
     amp: str = Field(description="Autocast dtype used (bfloat16, float16) or off.")
+    channels_last: bool = Field(False, description="Model and batches were channels-last.")
+    compiled: bool = Field(
+        False, description="Trained through torch.compile (False when it was off or failed)."
+    )
     history: tuple[dict[str, float], ...] = Field(description="Per-epoch metrics, as reported.")
     test_acc: float | None = Field(None, description="Test accuracy, when evaluated.")
     test_loss: float | None = Field(None, description="Test cross-entropy, when evaluated.")
@@ -101,24 +114,14 @@ def fit(
     config = config or TrainConfig()
     device = resolve_device(config.device)
     splits = prepare(splits, device=device)
-    oom: str | None = None
-    with torch.random.fork_rng(devices=_rng_devices(device)):
+    with torch.random.fork_rng(devices=rng_devices(device)):
         torch.manual_seed(config.seed)
-        try:
-            return _Run(model, splits, config, device).train(report)
-        except torch.OutOfMemoryError as err:
-            oom = _first_line(err)
-        except RuntimeError as err:  # some CUDA / cuDNN allocation failures are plain errors
-            if "out of memory" not in str(err).lower():
-                raise
-            oom = _first_line(err)
-    # Out of the except block, the traceback and its frames (activations) are released.
-    model.zero_grad(set_to_none=True)
-    gc.collect()
-    torch.cuda.empty_cache()
-    raise TrainOutOfMemoryError(
-        f"out of memory training on {device} with batch_size={config.batch_size}: {oom}"
-    )
+        return _freeing_memory(
+            lambda: _Run(model, splits, config, device).train(report),
+            model,
+            device,
+            f"training on {device} with batch_size={config.batch_size}",
+        )
 
 
 def evaluate(
@@ -130,18 +133,27 @@ def evaluate(
 ) -> dict[str, float]:
     """Accuracy and mean cross-entropy of ``model`` on ``data`` (``data.<split>`` for splits).
 
-    A bare ``TensorData`` / ``Dataset`` must already be prepared (normalised, model-shaped).
+    A bare ``TensorData`` / ``Dataset`` must already be model-shaped; its batches are
+    normalised with its own ``mean`` / ``std``, as :func:`prepare` leaves them.
     """
     config = config or TrainConfig()
     device = resolve_device(config.device)
     if isinstance(data, DatasetSplits):
         data = getattr(prepare(data, device=device), split)
-    channels_last = _channels_last(config, device)
+    channels_last = use_channels_last(config, device)
     model.to(device)
-    acc, loss = _evaluate(
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    batch = config.eval_batch_size or 2 * config.batch_size
+    acc, loss = _freeing_memory(
+        lambda: _evaluate(
+            model,
+            eval_batches(data, config, device, channels_last),
+            autocast(amp_dtype(config.amp, device), device),
+        ),
         model,
-        eval_batches(data, config, device, channels_last),
-        _autocast(_amp_dtype(config.amp, device), device),
+        device,
+        f"evaluating on {device} with eval batches of {batch}",
     )
     return {"acc": acc, "loss": loss, "images": float(len(data))}
 
@@ -183,18 +195,20 @@ class _Run:
         self, model: nn.Module, splits: DatasetSplits, config: TrainConfig, device: torch.device
     ) -> None:
         self.model, self.config, self.device = model, config, device
-        self.channels_last = _channels_last(config, device)
+        self.channels_last = use_channels_last(config, device)
         model.to(device)
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
+        # Training calls ``forward``; evaluation calls the eager model (one pass per epoch
+        # is not worth a second compiled graph).
+        self.forward: Callable[[Tensor], Tensor] = model
+        self.compiled = self.compile_pending = config.compile
+        if config.compile:
+            self.forward = compile_model(model)
         self.train_batches = TrainBatches(splits.train, config, device, self.channels_last)
         self.val = splits.val
-        if self.channels_last and isinstance(self.val, TensorData):
-            self.val = TensorData(
-                self.val.images.contiguous(memory_format=torch.channels_last), self.val.labels
-            )
-        self.amp_dtype = _amp_dtype(config.amp, device)
-        self.autocast = _autocast(self.amp_dtype, device)
+        self.amp_dtype = amp_dtype(config.amp, device)
+        self.autocast = autocast(self.amp_dtype, device)
         self.optimizer = make_optimizer(model, config)
         self.scheduler = make_scheduler(self.optimizer, config, self.train_batches.steps)
         use_scaler = self.amp_dtype == torch.float16
@@ -254,13 +268,15 @@ class _Run:
             images_per_s=images / train_time if train_time > 0 else 0.0,
             device=str(self.device),
             amp=str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else "off",
+            channels_last=self.channels_last,
+            compiled=self.compiled,
             history=tuple(history),
         )
 
     def _epoch(self) -> tuple[Tensor, int, int]:
         """One pass; returns the on-device loss sum, the steps taken and the images seen."""
         model, criterion, optimizer = self.model, self.criterion, self.optimizer
-        scheduler, scaler = self.scheduler, self.scaler
+        scheduler, scaler, forward = self.scheduler, self.scaler, self.forward
         augment, autocast = self.augment, self.autocast
         clip = self.config.grad_clip
         params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -270,19 +286,22 @@ class _Run:
         for x, y in self.train_batches:
             if augment is not None:
                 x = augment(x)
-            with autocast():
-                loss = criterion(model(x), y)
+            # Before the forward, so last step's gradients are not alive during this one's.
             optimizer.zero_grad(set_to_none=True)
+            if self.compile_pending:
+                loss = self._first_compiled_step(x, y)
+                forward = self.forward
+            else:
+                with autocast():
+                    loss = criterion(forward(x), y)
+                (loss if scaler is None else scaler.scale(loss)).backward()
+            if clip is not None:
+                if scaler is not None:
+                    scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(params, clip)
             if scaler is None:
-                loss.backward()
-                if clip is not None:
-                    torch.nn.utils.clip_grad_norm_(params, clip)
                 optimizer.step()
             else:
-                scaler.scale(loss).backward()
-                if clip is not None:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(params, clip)
                 scaler.step(optimizer)
                 scaler.update()
             if scheduler is not None:
@@ -291,6 +310,35 @@ class _Run:
             steps += 1
             seen += y.shape[0]
         return loss_sum, steps, seen
+
+    def _backward(self, forward: Callable[[Tensor], Tensor], x: Tensor, y: Tensor) -> Tensor:
+        with self.autocast():
+            loss = self.criterion(forward(x), y)
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+        return loss
+
+    def _first_compiled_step(self, x: Tensor, y: Tensor) -> Tensor:
+        """Forward and backward of the first step, where torch.compile compiles.
+
+        A compile failure (no C++ compiler, an unsupported op...) is not the trial's fault:
+        warn and go on eagerly from this very step. Running out of memory is not a compile
+        failure; it propagates. A genuine model error fails again, eagerly, and propagates.
+        """
+        self.compile_pending = False
+        try:
+            return self._backward(self.forward, x, y)
+        except Exception as err:
+            if is_out_of_memory(err):
+                raise
+            reason = f"{type(err).__name__}: {_first_line(err)}"
+        warnings.warn(
+            f"torch.compile failed, training eagerly instead: {reason}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.forward, self.compiled = self.model, False
+        return self._backward(self.model, x, y)
 
 
 @torch.no_grad()
@@ -322,41 +370,18 @@ def _evaluate(
     return total_correct / count, total_loss / count
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; asking for CUDA without one is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("device 'cuda' was asked for but torch sees no CUDA device")
-    return torch.device(device)
-
-
-def _rng_devices(device: torch.device) -> list[int]:
-    if device.type != "cuda":
-        return []
-    return [device.index if device.index is not None else torch.cuda.current_device()]
-
-
-def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    if amp == "off" or (amp == "auto" and device.type != "cuda"):
-        return None
-    if amp == "bf16" or (amp == "auto" and torch.cuda.is_bf16_supported()):
-        return torch.bfloat16
-    return torch.float16
-
-
-def _autocast(
-    dtype: torch.dtype | None, device: torch.device
-) -> Callable[[], contextlib.AbstractContextManager[Any]]:
-    if dtype is None:
-        return contextlib.nullcontext
-    return partial(torch.autocast, device.type, dtype=dtype)
-
-
-def _channels_last(config: TrainConfig, device: torch.device) -> bool:
-    if config.channels_last == "auto":
-        return device.type == "cuda"
-    return bool(config.channels_last)
+def _freeing_memory(run: Callable[[], T], model: nn.Module, device: torch.device, doing: str) -> T:
+    """``run()``; when memory runs out, free what the run held and raise the nasblocks error."""
+    try:
+        return run()
+    except (torch.OutOfMemoryError, RuntimeError) as err:
+        if not is_out_of_memory(err):
+            raise
+        reason = _first_line(err)
+    # Out of the except block, the traceback and its frames (activations, the optimiser and
+    # its state, the batches) are released, so the memory can actually be returned.
+    free_memory(model, device)
+    raise TrainOutOfMemoryError(f"out of memory {doing}: {reason}")
 
 
 def _first_line(err: BaseException) -> str:

@@ -26,6 +26,7 @@ from nasblocks.train.data import (
     prepare,
     stratified_split,
 )
+from nasblocks.train.normalize import BatchNormalize
 
 
 @pytest.fixture
@@ -62,8 +63,11 @@ def test_digits_loads_offline_with_fixed_sizes(no_network):
     splits = load_dataset("digits", seed=0)
     assert splits.sizes() == {"train": 1375, "val": 153, "test": 269}
     assert splits.input_shape == (1, 8, 8) and splits.num_classes == 10
-    assert splits.train.images.dtype == torch.float32
-    assert splits.train.images.min() >= 0.0 and splits.train.images.max() == 1.0
+    images = splits.train.images
+    assert images.dtype == torch.uint8 and images.min() == 0 and images.max() == 255
+    # The 17 grey levels 0..16 are spread over 0..255: round(v * 255 / 16).
+    levels = torch.tensor([round(v * 255 / 16) for v in range(17)], dtype=torch.uint8)
+    assert set(images.unique().tolist()) <= set(levels.tolist())
     assert torch.bincount(splits.test.labels, minlength=10).min() >= 25  # stratified
     assert not no_network
 
@@ -92,10 +96,11 @@ def test_synthetic_is_deterministic_and_learnable():
     assert a.input_shape == (2, 8, 8) and a.num_classes == 5
     other = load_dataset("synthetic", seed=8, **kw)
     assert not torch.equal(a.train.images, other.train.images)
+    assert a.train.images.dtype == torch.uint8  # quantised like a real image dataset
     # Nearest class mean, fitted on train, must beat chance (0.2) by far on test.
-    x, y = a.train.images.flatten(1), a.train.labels
+    x, y = a.train.images.flatten(1).float(), a.train.labels
     means = torch.stack([x[y == k].mean(0) for k in range(5)])
-    predicted = torch.cdist(a.test.images.flatten(1), means).argmin(1)
+    predicted = torch.cdist(a.test.images.flatten(1).float(), means).argmin(1)
     assert (predicted == a.test.labels).float().mean() > 0.9
 
 
@@ -110,21 +115,52 @@ def test_unknown_names_and_bad_fractions_raise_dataset_errors():
 # -- prepare --------------------------------------------------------------------------------
 
 
-def test_prepare_resizes_converts_channels_and_normalises_with_train_stats():
+def _normalised(split) -> torch.Tensor:
+    """A whole split as the model sees it: converted and normalised like every batch."""
+    return BatchNormalize.of(split, torch.device("cpu"), channels_last=False)(split.images)
+
+
+def test_prepare_resizes_converts_channels_and_records_train_stats():
     digits = load_dataset("digits")
     ready = prepare(digits, (3, 32, 32))
     train = ready.train.images
     assert train.shape == (1375, 3, 32, 32) and ready.input_shape == (3, 32, 32)
+    # Resident data stays uint8: a quarter of float32's memory.
+    assert train.dtype == torch.uint8 and train.element_size() == 1
+    assert all(s.images.dtype == torch.uint8 for s in (ready.val, ready.test))
     assert torch.equal(train[:, 0], train[:, 2])  # 1 -> 3 repeats the gray channel
-    torch.testing.assert_close(train.mean((0, 2, 3)), torch.zeros(3), atol=1e-4, rtol=0)
-    torch.testing.assert_close(train.std((0, 2, 3)), torch.ones(3), atol=1e-3, rtol=0)
-    # Val uses the train statistics: recompute its normalisation independently.
+    assert ready.train.mean == ready.val.mean == ready.test.mean == ready.mean
+    assert ready.test.std == ready.std and len(ready.mean) == 3
+    # Normalised with the train statistics, the train batches have mean 0 and std 1.
+    x = _normalised(ready.train)
+    assert x.dtype == torch.float32
+    torch.testing.assert_close(x.mean((0, 2, 3)), torch.zeros(3), atol=1e-4, rtol=0)
+    torch.testing.assert_close(x.std((0, 2, 3)), torch.ones(3), atol=1e-3, rtol=0)
+    # Val: resized and rounded back to uint8, normalised with the train statistics.
     raw_val = torch.nn.functional.interpolate(
-        digits.val.images, size=(32, 32), mode="bilinear", align_corners=False
+        digits.val.images.float(), size=(32, 32), mode="bilinear", align_corners=False
     )
-    expected = (raw_val - ready.mean[0]) / ready.std[0]
-    torch.testing.assert_close(ready.val.images[:, 1:2], expected, atol=1e-5, rtol=1e-5)
+    resized = raw_val.round().clamp(0, 255).to(torch.uint8)
+    torch.testing.assert_close(ready.val.images[:, 1:2], resized, atol=1, rtol=0)
+    expected = (ready.val.images[:, 1:2].double() / 255 - ready.mean[1]) / ready.std[1]
+    torch.testing.assert_close(_normalised(ready.val)[:, 1:2], expected.float())
     assert prepare(ready).train.images is ready.train.images  # already prepared: no copy
+
+
+def test_prepare_keeps_float_images_float_and_normalises_them_alike():
+    """A float dataset in [0, 1] is kept as it is and normalised exactly like its uint8 twin."""
+    raw = load_dataset("synthetic", synthetic_shape=(3, 8, 8), synthetic_size=200)
+    floats = DatasetSplits(
+        "floats",
+        *(TensorData(s.images.float() / 255, s.labels) for s in (raw.train, raw.val, raw.test)),
+        num_classes=raw.num_classes,
+        input_shape=raw.input_shape,
+    )
+    as_uint8, as_float = prepare(raw), prepare(floats)
+    assert as_float.train.images.dtype == torch.float32
+    assert as_float.mean == pytest.approx(as_uint8.mean, abs=1e-6)
+    assert as_float.std == pytest.approx(as_uint8.std, abs=1e-6)
+    torch.testing.assert_close(_normalised(as_float.val), _normalised(as_uint8.val))
 
 
 def test_prepare_averages_rgb_to_gray_and_rejects_other_channel_changes():
@@ -308,15 +344,18 @@ def test_imagefolder_splits_from_the_seed_and_prepares(tmp_path):
     assert splits.input_shape == (3, 8, 10)
     assert splits.sizes() == {"train": 14, "val": 2, "test": 4}
     x, label = splits.train[0]
-    assert x.shape == (3, 8, 10) and x.dtype == torch.float32 and 0 <= x.min() <= x.max() <= 1
+    assert x.shape == (3, 8, 10) and x.dtype == torch.uint8 and label in (0, 1)
     again = load_dataset(f"imagefolder:{tmp_path}", seed=1)
     assert again.test.samples == splits.test.samples
     other = load_dataset(f"imagefolder:{tmp_path}", seed=2)
     assert other.test.samples != splits.test.samples
     ready = prepare(splits, (1, 4, 4))
     assert ready.train[0][0].shape == (1, 4, 4) and len(ready.mean) == 1
+    assert ready.train.mean == ready.val.mean == ready.mean and ready.test.std == ready.std
     train = torch.stack([ready.train[i][0] for i in range(len(ready.train))])
-    assert abs(train.mean().item()) < 1e-4  # the statistics come from these very images
+    assert train.dtype == torch.uint8  # items stay raw; batches are normalised on the device
+    x = BatchNormalize.of(ready.train, torch.device("cpu"), channels_last=False)(train)
+    assert abs(x.mean().item()) < 1e-4  # the statistics come from these very images
 
 
 def test_imagefolder_uses_train_and_test_folders_and_gray_images(tmp_path):
