@@ -297,6 +297,9 @@ def _plot_history(trials: list[FrozenTrial], acc_index: int, path: Path) -> bool
             xs.append(n)
             ys.append(best)
         ax.step(xs, ys, where="post", color="tab:red", label="best so far")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trial numbers are whole
     ax.set_xlabel("trial")
     ax.set_ylabel("validation accuracy")
     ax.set_title("Optimization history")
