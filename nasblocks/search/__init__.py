@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __all__ = [
+    "search_ray",
     "Candidate",
     "DataHandle",
     "Infeasible",
@@ -30,6 +31,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "search_ray": "nasblocks.search.ray_backend",
     "Candidate": "nasblocks.search.candidate",
     "Infeasible": "nasblocks.search.candidate",
     "make_candidate": "nasblocks.search.candidate",

@@ -21,10 +21,14 @@ diverged (NaN/inf loss)   PRUNED     diverged: reason (a bad configuration, not 
 out of memory, exception  FAIL       error: reason, traceback: last lines
 process died (RUNNING)    FAIL       error; re-queued once as a new trial (retry_of)
 ========================  =========  ===================================================
+
+How the trials of a dead process are found and retried, and how storages are opened:
+:mod:`nasblocks.search.storage`. Several processes on one study: :mod:`nasblocks.search.workers`.
 """
 
 from __future__ import annotations
 
+import datetime
 import time
 import traceback
 from collections.abc import Callable
@@ -47,12 +51,20 @@ from nasblocks.search.candidate import (
 )
 from nasblocks.search.progress import Progress
 from nasblocks.search.samplers import OptunaSource, make_pruner, make_sampler
+from nasblocks.search.storage import (  # noqa: F401 (storage_url, open_storage: public here too)
+    fail_stale,
+    heartbeat_for,
+    open_storage,
+    public_url,
+    recover,
+    storage_url,
+    worker_id,
+)
 from nasblocks.search.trial import DataHandle, run_trial
 from nasblocks.space import FirstSource, RandomSource, SearchSpace, load_space
 from nasblocks.space.nodes import Choice
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-MAX_RETRIES = 1  # a trial whose process died is re-run once; a second death is final
 MAX_FAILS_IN_A_ROW = 5
 
 
@@ -82,15 +94,24 @@ def search(
     storage: str | None = None,
     progress: bool | None = None,
     exclusive: bool = True,
+    workers: int = 1,
+    heartbeat: int | None = None,
 ) -> SearchOutcome:
     """Run (or resume) the search a space file describes; write the results under ``out``.
 
     ``out`` defaults to ``experiments/runs/<space name>``; ``storage`` to
     ``sqlite:///OUT/study.db``. ``progress``: a live line on a terminal, log lines otherwise
-    (None decides from the stream), False for silence. ``exclusive``: this process is the
-    study's only worker, so trials left RUNNING are certainly dead (issue 5's workers pass
-    False and rely on heartbeats).
+    (None decides from the stream), False for silence. ``workers``: trials run in this many
+    processes at once (:mod:`nasblocks.search.workers`; they start by importing the main
+    module, so a script calling this needs ``if __name__ == "__main__":``); 1 runs them in
+    this process.
+    ``heartbeat``: seconds between a running trial's heartbeats (default: 10 on a database
+    server, where other machines may run workers of the same study; off on SQLite).
+    ``exclusive``: no other process works on the study, so trials left RUNNING are certainly
+    dead and are retried at once; with heartbeats on, only trials whose heartbeat stopped are.
     """
+    if workers < 1:
+        raise SearchError(f"the number of workers must be at least 1, got {workers}")
     if not isinstance(space, SearchSpace):
         space = load_space(space, overrides)
     settings = space.settings
@@ -100,26 +121,29 @@ def search(
     info = DataInfo(shape, classes)
     check_space(space, info)
     out.mkdir(parents=True, exist_ok=True)
-    study, url = open_study(space, out, storage)
+    url = storage_url(out, storage or settings.storage)
+    beat = heartbeat_for(url, heartbeat)
+    exclusive = exclusive and beat is None
+    study, url = open_study(space, out, url, heartbeat=beat)
     if exclusive:
         recover(study)
-    results.write_run_file(out, space, url, study.study_name, data)
+    else:
+        fail_stale(study)
+    results.write_run_file(out, space, public_url(url), study.study_name, data)
     target = settings.budget.trials
-    show = Progress(target, space.name, settings, enabled=progress)
-    objective = Objective(space, data, info, out, show)
+    show = Progress(target, space.name, settings, enabled=progress, workers=workers)
     start = time.perf_counter()
     show.start(study, data)
-    stopper = _Stopper(target)
     with _torch_threads(settings.threads):
         try:
-            if stopper.finished(study) < target:
-                with _quiet_optuna():
-                    study.optimize(
-                        objective,
-                        timeout=settings.budget.timeout,
-                        callbacks=[stopper, lambda s, t: results.prune_weights(s, out), show],
-                        catch=(TrialFailed,),
-                    )
+            if workers == 1 and exclusive:
+                error = _run_here(study, Objective(space, data, info, out, show), out, show)
+            elif workers == 1:  # other processes may be on the study: share the budget
+                error = _run_shared(study, Objective(space, data, info, out, show), show)
+            else:
+                from nasblocks.search.workers import run_workers
+
+                error = run_workers(study, space, out, url, workers, beat, show, exclusive)
         finally:
             show.close()
             results.write_outputs(study, out)
@@ -127,8 +151,8 @@ def search(
     from nasblocks.search.report import write_report
 
     write_report(study, out)
-    if stopper.error is not None:
-        raise SearchError(stopper.error)
+    if error is not None:
+        raise SearchError(error)
     best = results.best_trial(study)
     outcome = SearchOutcome(
         out=out,
@@ -137,11 +161,50 @@ def search(
         best_trial=best.number if best else None,
         best_values=tuple(best.values) if best else None,
         test_acc=test_acc,
-        finished=stopper.finished(study),
+        finished=count_finished(study),
         elapsed_s=time.perf_counter() - start,
     )
     show.summary(outcome, best)
     return outcome
+
+
+def _run_here(study: optuna.Study, objective: Objective, out: Path, show: Progress) -> str | None:
+    """Trials in this process until the budget is met; returns why it stopped early, if so."""
+    budget = objective.settings.budget
+    stopper = _Stopper(budget.trials)
+    if count_finished(study) < budget.trials:
+        with _quiet_optuna():
+            study.optimize(
+                objective,
+                timeout=budget.timeout,
+                callbacks=[stopper, lambda s, t: results.prune_weights(s, out), show],
+                catch=(TrialFailed,),
+            )
+    return stopper.error
+
+
+def _run_shared(study: optuna.Study, objective: Objective, show: Progress) -> str | None:
+    """Like :func:`_run_here`, admitting each trial as worker processes do."""
+    from nasblocks.search.workers import LOCK_FILE, trial_loop
+
+    budget = objective.settings.budget
+    stopper = _Stopper(budget.trials)
+    deadline = time.time() + budget.timeout if budget.timeout else None
+    trial_loop(
+        study,
+        objective,
+        since=datetime.datetime.now(),
+        deadline=deadline,
+        stopped=lambda: stopper.error is not None,
+        callbacks=[lambda s, t: stopper.count(t), show],
+    )
+    (objective.out / LOCK_FILE).unlink(missing_ok=True)
+    return stopper.error
+
+
+def count_finished(study: optuna.Study) -> int:
+    """Trials that count towards the budget (complete or pruned, infeasible ones included)."""
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
 # -- before the first trial -------------------------------------------------------------------
@@ -179,27 +242,17 @@ def check_space(space: SearchSpace, info: DataInfo, samples: int = 24) -> None:
     raise space.locate(SpecError(first.message + note, where))
 
 
-def storage_url(out: Path, storage: str | None) -> str:
-    return storage or f"sqlite:///{(out / 'study.db').resolve()}"
-
-
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """An Optuna storage for ``url`` (SQLite waits for locks instead of failing)."""
-    try:
-        if url.startswith("sqlite:"):
-            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
-        return optuna.storages.get_storage(url)
-    except (ValueError, ImportError, RuntimeError) as e:
-        raise SearchError(f"cannot open storage {url!r}: {e}") from None
-    except Exception as e:  # sqlalchemy errors: unreachable server, bad URL
-        raise SearchError(f"cannot open storage {url!r}: {type(e).__name__}: {e}") from None
-
-
 def open_study(
-    space: SearchSpace, out: Path, storage: str | None = None
+    space: SearchSpace,
+    out: Path,
+    storage: str | None = None,
+    *,
+    heartbeat: int | None = None,
+    seed: int | None = None,
 ) -> tuple[optuna.Study, str]:
     """Create or load the study; the sampler is seeded by seed + trials already run, so a
-    resumed study does not replay the draws of its first run."""
+    resumed study does not replay the draws of its first run (``seed`` replaces the space's:
+    each worker process draws differently)."""
     settings = space.settings
     url = storage_url(out, storage or settings.storage)
     name = settings.study_name or space.name
@@ -207,7 +260,10 @@ def open_study(
     directions = [d for _, d in objectives]
     with _quiet_optuna():
         study = optuna.create_study(
-            storage=open_storage(url), study_name=name, directions=directions, load_if_exists=True
+            storage=open_storage(url, heartbeat),
+            study_name=name,
+            directions=directions,
+            load_if_exists=True,
         )
     have = [d.name.lower() for d in study.directions]
     stored = study.user_attrs.get("objectives")
@@ -221,7 +277,7 @@ def open_study(
         study.set_user_attr("objectives", wanted)
         study.set_user_attr("space", space.file or space.name)
         study.set_user_attr("dataset", settings.data.dataset)
-    seed = settings.seed + len(study.get_trials(deepcopy=False))
+    seed = (settings.seed if seed is None else seed) + len(study.get_trials(deepcopy=False))
     study.sampler = make_sampler(space, seed)
     study.pruner = make_pruner(settings.pruner, max_epochs(space), settings.multi_objective)
     return study, url
@@ -234,34 +290,6 @@ def max_epochs(space: SearchSpace) -> int:
     if isinstance(epochs, Choice):
         return max(o for o in epochs.options if isinstance(o, int))
     return int(getattr(epochs, "high", space.settings.budget.epochs))
-
-
-def recover(study: optuna.Study, max_retries: int = MAX_RETRIES) -> list[int]:
-    """Fail the trials a dead process left RUNNING (and the interrupted ones), re-queue them.
-
-    Returns the numbers re-queued. Call only when no other worker is running on the study.
-    """
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_user_attr(
-            t._trial_id, "error", "left RUNNING by a process that stopped"
-        )
-        with _quiet_optuna():
-            study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
-    trials = study.get_trials(deepcopy=False)
-    retried = {t.user_attrs.get("retry_of") for t in trials}
-    queued = []
-    for t in trials:
-        if t.state != TrialState.FAIL or t.number in retried:
-            continue
-        died = t.user_attrs.get("error") == "left RUNNING by a process that stopped"
-        if not (died or t.user_attrs.get("interrupted")):
-            continue
-        depth = t.user_attrs.get("retry_depth", 0)
-        if depth >= max_retries:
-            continue
-        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number, "retry_depth": depth + 1})
-        queued.append(t.number)
-    return queued
 
 
 # -- one trial ----------------------------------------------------------------------------
@@ -277,11 +305,13 @@ class Objective:
         info: DataInfo,
         out: Path,
         progress: Progress | None = None,
+        on_start: Callable[[optuna.Trial], None] | None = None,
     ) -> None:
         self.space, self.data, self.info, self.out = space, data, info, out
         self.settings = space.settings
         self.objectives = self.settings.directions()
         self.progress = progress
+        self.on_start = on_start
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         try:
@@ -296,6 +326,9 @@ class Objective:
             raise AssertionError("unreachable") from e  # _record_error raises
 
     def _run(self, trial: optuna.Trial) -> float | list[float]:
+        trial.set_user_attr("worker", worker_id())
+        if self.on_start is not None:
+            self.on_start(trial)
         if self.progress is not None:
             self.progress.trial_started(trial.number)
         sample = self.space.sample(OptunaSource(trial))
@@ -332,8 +365,9 @@ class Objective:
             outcome.metrics["val_acc"] if m == "val_acc" else cand.costs[m]
             for m, _ in self.objectives
         ]
-        if outcome.state_dict is not None and results.worth_keeping(trial.study, values):
-            path = results.save_weights(self.out, trial.number, outcome.state_dict)
+        weights = outcome.state_dict
+        if weights is not None and results.worth_keeping(trial.study, values, trial.number):
+            path = results.save_weights(self.out, trial.number, weights)
             trial.set_user_attr("weights", path)
         return values[0] if len(values) == 1 else values
 
@@ -341,14 +375,16 @@ class Objective:
         self, trial: optuna.Trial, epochs: int
     ) -> Callable[[int, dict[str, float]], bool]:
         multi = self.settings.multi_objective
+        prunes = not isinstance(trial.study.pruner, optuna.pruners.NopPruner)
 
         def report(epoch: int, metrics: dict[str, float]) -> bool:
             if self.progress is not None:
                 self.progress.epoch(trial.number, epoch, epochs, metrics)
             if multi:  # Optuna prunes single-objective studies only
                 return False
-            trial.report(metrics["val_acc"], epoch)
-            return epoch < epochs and trial.should_prune()  # a finished trial is complete
+            trial.report(metrics["val_acc"], epoch)  # kept for plots and other processes
+            # (asking a pruner costs a storage read: not when there is none)
+            return prunes and epoch < epochs and trial.should_prune()  # the last is complete
 
         return report
 
@@ -420,18 +456,18 @@ class _Stopper:
         self.fails = 0
         self.error: str | None = None
 
-    def finished(self, study: optuna.Study) -> int:
-        return len(study.get_trials(deepcopy=False, states=FINISHED))
-
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+    def count(self, trial: FrozenTrial) -> str | None:
+        """Count one ended trial; the reason to stop when too many failed in a row."""
         self.fails = self.fails + 1 if trial.state == TrialState.FAIL else 0
         if self.fails >= MAX_FAILS_IN_A_ROW:
             self.error = (
                 f"{self.fails} trials in a row failed; the last one: "
                 f"{trial.user_attrs.get('error', 'unknown error')}"
             )
-            study.stop()
-        elif self.finished(study) >= self.target:
+        return self.error
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if self.count(trial) is not None or count_finished(study) >= self.target:
             study.stop()
 
 

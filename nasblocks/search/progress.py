@@ -39,11 +39,13 @@ class Progress:
         settings: SearchSettings,
         enabled: bool | None = None,
         stream: IO[str] | None = None,
+        workers: int = 1,
     ) -> None:
         self.stream = stream or sys.stderr
         self.enabled = enabled is not False
         self.live = bool(enabled is not False and _isatty(self.stream))
         self.total, self.name, self.settings = total, name, settings
+        self.workers = workers
         self.start_time = time.perf_counter()
         self.done_at_start = 0
         self.done = 0
@@ -64,10 +66,11 @@ class Progress:
             self._track_best(t)
         s = self.settings
         resumed = f", resuming with {self.done} finished" if self.done else ""
+        workers = f", {self.workers} workers" if self.workers > 1 else ""
         self._print(
             f"search {self.name}: {self.total} trials on {data.dataset}, "
             f"sampler {s.sampler.name}, pruner {s.pruner.name}, "
-            f"objectives {', '.join(m for m, _ in s.directions())}{resumed}"
+            f"objectives {', '.join(m for m, _ in s.directions())}{workers}{resumed}"
         )
 
     def trial_started(self, number: int) -> None:
@@ -79,6 +82,21 @@ class Progress:
     ) -> None:
         of = f"/{epochs}" if epochs else ""
         self.current = f"trial {number} epoch {epoch}{of} val_acc {metrics['val_acc']:.3f}"
+        self._refresh()
+
+    def running(self, trials: list[FrozenTrial]) -> None:
+        """The trials other processes are running, from their stored per-epoch values."""
+        parts = []
+        for t in trials:
+            if not t.intermediate_values:
+                parts.append(f"trial {t.number} running")
+                continue
+            epoch = max(t.intermediate_values)
+            epochs = t.user_attrs.get("train", {}).get("epochs")
+            of = f"/{epochs}" if epochs else ""
+            value = t.intermediate_values[epoch]
+            parts.append(f"trial {t.number} epoch {epoch}{of} val_acc {value:.3f}")
+        self.current = ", ".join(parts)
         self._refresh()
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:

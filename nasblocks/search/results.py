@@ -41,11 +41,15 @@ def objective_names(study: optuna.Study) -> list[str]:
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
-    """Single objective: Optuna's best (feasible) trial. Several: the most accurate trial of
-    the Pareto front."""
+    """Single objective: Optuna's best (feasible) trial, the lowest-numbered of equals (trials
+    of parallel workers end out of order). Several: the most accurate of the Pareto front."""
     try:
         if len(study.directions) == 1:
-            return study.best_trial
+            best = study.best_trial
+            done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            ties = [t for t in done if t.values == best.values and t.number < best.number]
+            feasible = [t for t in ties if all(v <= 0 for v in t.constraints.values())]
+            return min(feasible, key=lambda t: t.number, default=best)
         front = study.best_trials
     except ValueError:
         return None
@@ -68,8 +72,9 @@ def pareto_trials(study: optuna.Study) -> list[FrozenTrial]:
     return out
 
 
-def worth_keeping(study: optuna.Study, values: list[float]) -> bool:
-    """Would a trial with ``values`` be the best (or on the Pareto front) so far?"""
+def worth_keeping(study: optuna.Study, values: list[float], number: int | None = None) -> bool:
+    """Would trial ``number`` with ``values`` be the best (or on the Pareto front) so far?
+    (Of equals, the lowest-numbered is the best, as :func:`best_trial` has it.)"""
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     done = [t for t in done if all(v <= 0 for v in t.constraints.values())]
     signs = [1.0 if d == optuna.study.StudyDirection.MAXIMIZE else -1.0 for d in study.directions]
@@ -77,7 +82,8 @@ def worth_keeping(study: optuna.Study, values: list[float]) -> bool:
     for t in done:
         theirs = [s * v for s, v in zip(signs, t.values, strict=True)]
         if len(values) == 1:
-            if theirs[0] >= mine[0]:
+            earlier = number is None or t.number < number
+            if theirs[0] > mine[0] or (theirs[0] == mine[0] and earlier):
                 return False
         elif all(a >= b for a, b in zip(theirs, mine, strict=True)) and theirs != mine:
             return False
@@ -105,9 +111,10 @@ def prune_weights(study: optuna.Study, out: Path) -> None:
     folder = out / WEIGHTS_DIR
     if not folder.is_dir():
         return
+    # Finished trials first: one that finishes meanwhile (another worker) is left alone below.
+    finished = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
     keep_trials = pareto_trials(study) or [t for t in [best_trial(study)] if t is not None]
     keep = {t.user_attrs.get("weights") for t in keep_trials}
-    finished = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
     for path in folder.glob("*.pt"):
         if not path.stem.isdigit() or int(path.stem) not in finished:
             continue  # a running trial's weights, or not ours
@@ -148,7 +155,8 @@ def read_run_file(out: Path) -> dict[str, Any]:
 
 def load_study(out: Path) -> optuna.Study:
     """The study of a search output folder (read from its run.json)."""
-    from nasblocks.search.engine import _quiet_optuna, open_storage
+    from nasblocks.search.engine import _quiet_optuna
+    from nasblocks.search.storage import open_storage
 
     run = read_run_file(out)
     with _quiet_optuna():
@@ -176,7 +184,8 @@ def status(t: FrozenTrial) -> str:
             return f"diverged: {a['diverged']}"
         return f"pruned at epoch {a.get('pruned_at', '?')}"
     if t.state == TrialState.FAIL:
-        return f"failed: {a.get('error', t.system_attrs.get('fail_reason', 'unknown'))}"
+        why = "interrupted" if a.get("interrupted") else t.system_attrs.get("fail_reason")
+        return f"failed: {a.get('error', why or 'unknown')}"
     return t.state.name.lower()
 
 

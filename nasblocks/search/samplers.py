@@ -39,6 +39,8 @@ def make_sampler(space: SearchSpace, seed: int | None) -> optuna.samplers.BaseSa
                 seed=seed,
                 n_startup_trials=10 if s.n_startup_trials is None else s.n_startup_trials,
                 multivariate=True,
+                # parallel workers see running trials as "lies", so they spread out
+                constant_liar=True,
             )
         if s.name == "random":
             return optuna.samplers.RandomSampler(seed=seed)

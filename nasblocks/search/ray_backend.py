@@ -1,0 +1,477 @@
+"""The Ray Tune backend: the same space, trial function and OUT layout, run on a Ray cluster.
+
+Ray Tune's ``Tuner`` runs :func:`~nasblocks.search.trial.run_trial` in Ray workers, one trial
+per worker with ``{"cpu": C, "gpu": G}`` (``G = 0.25`` puts four trials on one GPU).
+``OptunaSearch`` proposes the trials from the space's own sampler, through a define-by-run
+function that samples the space with the same code and parameter names as the Optuna backend
+(conditional nodes included); the ASHA scheduler stops trials on the validation accuracy each
+epoch reports (single objective; ``pruner: none`` or several objectives run every trial to the
+end, as the Optuna backend does).
+
+The Ray experiments live under ``OUT/ray/round-<k>``. Running the command again restores the
+last round with ``Tuner.restore`` when it has unfinished or errored trials (those are run
+again), then starts a new round, its sampler told every earlier trial, while fewer than the
+asked number of trials have finished. After that the Ray results are converted into the Optuna
+study ``OUT/study.db`` (same parameters, distributions, user attributes and intermediate values
+as the Optuna backend stores), so ``trials.csv``, ``best.yaml``, ``best.pt`` and ``report.md``
+are written by the same code.
+
+How a worker reports (:mod:`~nasblocks.search.ray_trial`), so that every trial gives the
+searcher and the scheduler a value, and how it is recorded (:mod:`~nasblocks.search.ray_results`):
+
+==========================  ===================================  ===========================
+trial                       what it reports                      study state
+==========================  ===================================  ===========================
+trained                     ``val_acc`` each epoch; the last one  COMPLETE (weights kept for
+                            with the weights as a Ray checkpoint  the best / the Pareto front)
+stopped by ASHA             the epochs it ran                     PRUNED, ``pruned_at``
+infeasible (never trained)  once: worst values, ``infeasible``    PRUNED, constraints > 0
+diverged / raised           once: worst values, the reason        PRUNED ``diverged`` / FAIL
+worker died                 (Ray marks the trial ERROR)           FAIL; re-run on restore
+==========================  ===================================  ===========================
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import os
+import shutil
+import socket
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from nasblocks.errors import SearchError
+from nasblocks.search import results
+from nasblocks.search.candidate import DataInfo
+from nasblocks.search.engine import (
+    SearchOutcome,
+    _quiet_optuna,
+    check_space,
+    count_finished,
+    max_epochs,
+)
+from nasblocks.search.ray_results import (
+    RAY_DIR,
+    ROUND_PREFIX,
+    TrialRecord,
+    keep_best_weights,
+    load_round,
+    prepare_study,
+    write_study,
+)
+from nasblocks.search.ray_trial import DefineByRun, TrialJob, train_one
+from nasblocks.search.samplers import make_sampler
+from nasblocks.search.storage import open_storage, public_url, storage_url
+from nasblocks.search.trial import DataHandle
+from nasblocks.space import SearchSpace, load_space
+
+MAX_FAILURES = 1  # Ray re-runs a trial whose worker died once within a round
+
+
+@dataclasses.dataclass(frozen=True)
+class RayOptions:
+    """Where and how wide a Ray search runs (the ``--address`` ... ``--max-concurrent`` flags)."""
+
+    address: str | None = None  # None: a local Ray; "auto" or "ray://HOST:PORT": a cluster
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_concurrent: int | None = None  # None: as many as the resources allow
+    num_cpus: int | None = None  # CPUs of a local Ray (default: all of this machine's)
+
+    def check(self) -> None:
+        if self.cpus_per_trial <= 0:
+            raise SearchError(f"--cpus-per-trial must be > 0, got {self.cpus_per_trial}")
+        g = self.gpus_per_trial
+        if g < 0 or (g > 1 and g != int(g)):
+            raise SearchError(
+                f"--gpus-per-trial is a fraction of one GPU (0.25: four trials per GPU) "
+                f"or a whole number of GPUs, got {g}"
+            )
+        if self.max_concurrent is not None and self.max_concurrent < 1:
+            raise SearchError(f"--max-concurrent must be >= 1, got {self.max_concurrent}")
+        if self.num_cpus is not None and self.address is not None:
+            raise SearchError("num_cpus sizes a local Ray; a cluster at --address has its own")
+
+    @property
+    def resources(self) -> dict[str, float]:
+        return {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}
+
+
+def search_ray(
+    space: SearchSpace | str | Path,
+    *,
+    overrides: dict[str, Any] | None = None,
+    out: str | Path | None = None,
+    storage: str | None = None,
+    address: str | None = None,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float = 0.0,
+    max_concurrent: int | None = None,
+    num_cpus: int | None = None,
+    progress: bool | None = None,
+    callbacks: Sequence[Any] = (),
+) -> SearchOutcome:
+    """Run (or resume) the search a space file describes on Ray Tune; results under ``out``.
+
+    The budget (``search.budget.trials``), seed, sampler, pruner and data come from the space's
+    ``search:`` section (``overrides`` as in :func:`~nasblocks.search.search`). ``storage``:
+    where the converted Optuna study goes (default ``sqlite:///OUT/study.db``). ``address``
+    ... ``num_cpus``: see :class:`RayOptions`. ``callbacks``: extra ``ray.tune.Callback``
+    objects. Ray is joined (or started) only when trials must run, unless this process
+    already joined it.
+    """
+    start = time.perf_counter()
+    opts = RayOptions(address, cpus_per_trial, gpus_per_trial, max_concurrent, num_cpus)
+    opts.check()
+    if not isinstance(space, SearchSpace):
+        space = load_space(space, overrides)
+    settings = space.settings
+    out = Path(out) if out is not None else Path("experiments") / "runs" / space.name
+    data = _absolute(DataHandle.from_settings(settings.data, settings.seed))
+    shape, classes = data.info()
+    info = DataInfo(shape, classes)
+    check_space(space, info)
+    _check_device(space, opts)
+    out.mkdir(parents=True, exist_ok=True)
+    url = storage_url(out, storage or settings.storage)
+    study_name = settings.study_name or space.name
+    study_storage = open_storage(url)
+    prepare_study(study_storage, study_name, space, public_url(url))
+    results.write_run_file(out, space, public_url(url), study_name, data)
+    _require_tune()
+    runner = _Rounds(space, data, info, out, opts, progress, list(callbacks))
+    try:
+        records = runner.run()
+    finally:
+        runner.disconnect()
+    study = write_study(study_storage, study_name, space, info, records)
+    keep_best_weights(study, out, records)
+    from nasblocks.search.report import write_report
+
+    results.write_outputs(study, out)
+    test_acc = results.evaluate_best(study, out, data)
+    write_report(study, out)
+    best = results.best_trial(study)
+    outcome = SearchOutcome(
+        out=out,
+        study_name=study_name,
+        storage=public_url(url),
+        best_trial=best.number if best else None,
+        best_values=tuple(best.values) if best else None,
+        test_acc=test_acc,
+        finished=count_finished(study),
+        elapsed_s=time.perf_counter() - start,
+    )
+    from nasblocks.search.progress import Progress
+
+    Progress(settings.budget.trials, space.name, settings, enabled=progress).summary(outcome, best)
+    return outcome
+
+
+def run_ray_from_args(space: SearchSpace, args: Any) -> SearchOutcome:
+    """What ``nasblocks search --backend ray`` calls with its parsed arguments."""
+    if (getattr(args, "workers", None) or 1) > 1:
+        raise SearchError("--workers is for the Optuna backend; with Ray use --max-concurrent")
+    return search_ray(
+        space,
+        out=getattr(args, "out", None),
+        storage=getattr(args, "storage", None),
+        address=getattr(args, "address", None),
+        cpus_per_trial=getattr(args, "cpus_per_trial", None) or 1.0,
+        gpus_per_trial=getattr(args, "gpus_per_trial", None) or 0.0,
+        max_concurrent=getattr(args, "max_concurrent", None),
+        progress=False if getattr(args, "quiet", False) else None,
+    )
+
+
+# -- Ray itself ------------------------------------------------------------------------------
+
+
+def _require_tune() -> None:
+    try:
+        import ray.tune  # noqa: F401  (and its extra dependencies: pandas, pyarrow, fsspec)
+    except ImportError as e:
+        raise SearchError(f"the Ray backend needs Ray Tune: pip install 'ray[tune]' ({e})") from e
+
+
+def connect(opts: RayOptions) -> bool:
+    """Start a local Ray or join the cluster at ``opts.address``; True if this call started it
+    (then the caller shuts it down). A Ray this process already joined is used as it is."""
+    _require_tune()
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if opts.address is None:
+        kwargs: dict[str, Any] = {
+            "num_cpus": opts.num_cpus or os.cpu_count() or 1,
+            "include_dashboard": False,
+            "log_to_driver": False,
+        }
+    else:
+        _check_reachable(opts.address)
+        kwargs = {"address": opts.address}
+    try:
+        ray.init(logging_level="WARNING", **kwargs)
+    except Exception as e:  # ConnectionError, RuntimeError, ValueError (bad address), ...
+        where = f"at {opts.address}" if opts.address else "locally"
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SearchError(f"cannot start or reach Ray {where}: {first}") from None
+    return True
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Fail in seconds where nothing listens: ``ray.init`` would retry for minutes."""
+    if address == "auto":
+        return  # Ray finds the local cluster's address itself, or says there is none
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise SearchError(f"--address is auto, HOST:PORT or ray://HOST:PORT, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise SearchError(f"cannot reach Ray at {address}: {e.strerror or e}") from None
+
+
+def _shutdown() -> None:
+    import ray
+
+    ray.shutdown()
+
+
+def _check_resources(opts: RayOptions) -> None:
+    """Refuse trials the cluster can never place (Ray would wait for them forever)."""
+    import ray
+
+    have = ray.cluster_resources()
+    cpus, gpus = have.get("CPU", 0.0), have.get("GPU", 0.0)
+    if opts.cpus_per_trial > cpus:
+        raise SearchError(f"--cpus-per-trial {opts.cpus_per_trial} > the {cpus:g} CPUs Ray has")
+    if opts.gpus_per_trial > gpus:
+        raise SearchError(f"--gpus-per-trial {opts.gpus_per_trial} > the {gpus:g} GPUs Ray has")
+
+
+def _check_device(space: SearchSpace, opts: RayOptions) -> None:
+    if space.train.get("device") == "cuda" and opts.gpus_per_trial == 0:
+        raise SearchError("train.device is cuda, but trials get no GPU: give --gpus-per-trial")
+
+
+def _absolute(data: DataHandle) -> DataHandle:
+    """Ray runs trials in their own folders: make the data's paths independent of the cwd."""
+    root = str(Path(data.root).resolve()) if data.root else data.root
+    dataset = data.dataset
+    if dataset.startswith("imagefolder:"):
+        dataset = "imagefolder:" + str(Path(dataset.split(":", 1)[1]).resolve())
+    return dataclasses.replace(data, root=root, dataset=dataset)
+
+
+# -- rounds of Ray experiments ---------------------------------------------------------------
+
+
+class _Rounds:
+    """Restores the last round when it was cut short, adds rounds until the budget is met."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        data: DataHandle,
+        info: DataInfo,
+        out: Path,
+        opts: RayOptions,
+        progress: bool | None,
+        callbacks: list[Any],
+    ) -> None:
+        self.space, self.data, self.info, self.opts = space, data, info, opts
+        self.settings = space.settings
+        self.root = (out / RAY_DIR).resolve()
+        self.verbose = 0 if progress is False else 1
+        self.callbacks = callbacks
+        self.threads = self.settings.threads or max(1, int(opts.cpus_per_trial))
+        self.connected = self.started = False
+
+    def connect(self) -> None:
+        """Join (or start) Ray before the first fit only: a search whose budget is met, run
+        again, just rewrites its outputs."""
+        if not self.connected:
+            self.started = connect(self.opts)
+            self.connected = True
+            _check_resources(self.opts)
+
+    def disconnect(self) -> None:
+        if self.started:
+            _shutdown()
+        self.connected = self.started = False
+
+    def run(self) -> list[TrialRecord]:
+        """Every trial of every round, after running what the budget still asks for."""
+        import ray.tune
+
+        target = self.settings.budget.trials
+        deadline = None
+        if self.settings.budget.timeout is not None:
+            deadline = time.monotonic() + self.settings.budget.timeout
+        rounds = self._existing()
+        records = [r for i, path in enumerate(rounds) for r in load_round(path, i)]
+        last = len(rounds) - 1
+        if any(r.round == last and r.status != "TERMINATED" for r in records):
+            self.connect()
+            tuner = ray.tune.Tuner.restore(
+                str(rounds[-1]), self._trainable(), resume_unfinished=True, restart_errored=True
+            )
+            self._fit(tuner)
+            records = [r for r in records if r.round < last] + load_round(rounds[-1], last)
+            if _interrupted(records):
+                return records
+        while (done := sum(r.finished for r in records)) < target:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            path = self._new_round(len(rounds), target - done, records, left)
+            new = load_round(path, len(rounds))
+            rounds.append(path)
+            records += new
+            if _interrupted(new):  # Ctrl-C: Tune saved the round; the next run restores it
+                break
+            if not any(r.finished for r in new):
+                raise SearchError(f"no trial of {path} finished; the last one: {_last_error(new)}")
+        return records
+
+    def _existing(self) -> list[Path]:
+        """Round folders in order; a last one Ray cannot restore (killed before it saved any
+        state) holds nothing to keep and is removed."""
+        from ray.tune import Tuner
+
+        rounds = sorted(
+            (p for p in self.root.glob(ROUND_PREFIX + "*") if p.is_dir()),
+            key=lambda p: int(p.name[len(ROUND_PREFIX) :]),
+        )
+        if rounds and not Tuner.can_restore(str(rounds[-1])):
+            shutil.rmtree(rounds.pop())
+        return rounds
+
+    def _new_round(
+        self,
+        index: int,
+        samples: int,
+        records: list[TrialRecord],
+        time_budget: float | None,
+    ) -> Path:
+        from ray import tune
+        from ray.tune.search.optuna import OptunaSearch
+
+        objectives = self.settings.directions()
+        names = [m for m, _ in objectives]
+        modes = ["max" if d == "maximize" else "min" for _, d in objectives]
+        # the searcher's own study, told every earlier trial (a copy: Ray pickles it)
+        storage = optuna.storages.InMemoryStorage()
+        told = write_study(storage, "ray", self.space, self.info, records)
+        with _quiet_optuna():
+            searcher = OptunaSearch(
+                DefineByRun(self.space),
+                metric=names if len(names) > 1 else names[0],
+                mode=modes if len(modes) > 1 else modes[0],
+                sampler=make_sampler(self.space, self.settings.seed + len(told.trials)),
+                study_name=told.study_name,
+                storage=storage,
+            )
+        name = f"{ROUND_PREFIX}{index + 1}"
+        self.connect()
+        tuner = tune.Tuner(
+            self._trainable(),
+            tune_config=tune.TuneConfig(
+                search_alg=searcher,
+                scheduler=make_scheduler(self.space),
+                num_samples=samples,
+                max_concurrent_trials=self.opts.max_concurrent,
+                time_budget_s=time_budget,
+                reuse_actors=True,
+                trial_name_creator=_trial_name,
+                trial_dirname_creator=_trial_name,
+            ),
+            run_config=tune.RunConfig(
+                name=name,
+                storage_path=str(self.root),
+                verbose=self.verbose,
+                callbacks=self.callbacks or None,
+                failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
+                # one checkpoint per trained trial; keeping one makes Tune save the experiment
+                # state as each trained trial ends, so a crash loses no finished trial
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            ),
+        )
+        self._fit(tuner)
+        return self.root / name
+
+    def _fit(self, tuner: Any) -> None:
+        """``tuner.fit()``, silent when asked (Tune prints its header whatever the verbosity).
+
+        Tune warns when it saves the experiment state often; it does so because each trained
+        trial forces a save (CheckpointConfig(num_to_keep=1)), on purpose, so that warning is
+        off while the search runs."""
+        key = "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S"
+        before = os.environ.get(key)
+        os.environ[key] = "0"
+        try:
+            with _quiet_optuna(), contextlib.ExitStack() as stack, warnings.catch_warnings():
+                # a trial re-run after its worker died reports its epochs again to the searcher
+                warnings.filterwarnings("ignore", "The reported value is ignored", UserWarning)
+                if self.verbose == 0:
+                    stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+                tuner.fit()
+        finally:
+            if before is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = before
+
+    def _trainable(self):
+        from ray import tune
+
+        job = TrialJob(self.space, self.data, self.info, self.threads)
+        return tune.with_resources(tune.with_parameters(train_one, job=job), self.opts.resources)
+
+
+def make_scheduler(space: SearchSpace) -> Any:
+    """ASHA on the validation accuracy of each epoch, from the space's pruner settings
+    (``min_resource`` epochs before the first cut, ``reduction_factor``); FIFO (every trial
+    runs to the end) for ``pruner: none``, several objectives or a single epoch."""
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    settings = space.settings
+    epochs = max_epochs(space)
+    pruner = settings.pruner
+    if settings.multi_objective or pruner.name == "none" or epochs < 2:
+        return FIFOScheduler()
+    return ASHAScheduler(
+        time_attr="epoch",
+        metric="val_acc",
+        mode="max",
+        max_t=epochs,
+        grace_period=min(pruner.min_resource, epochs),
+        reduction_factor=pruner.reduction_factor,
+    )
+
+
+def _trial_name(trial: Any) -> str:
+    """``trial_<n>_<id>``: n is the trial's place in its round (Tune's experiment tag)."""
+    return f"trial_{trial.experiment_tag.split('_')[0]}_{trial.trial_id}"
+
+
+def _interrupted(records: list[TrialRecord]) -> bool:
+    """Trials neither finished nor errored: the round was stopped (Ctrl-C) before its end."""
+    return any(r.status not in ("TERMINATED", "ERROR") for r in records)
+
+
+def _last_error(records: list[TrialRecord]) -> str:
+    for r in reversed(records):
+        reason = r.error or r.last.get("reason")
+        if reason:
+            return str(reason)
+    return "no result reported"
