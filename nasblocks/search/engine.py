@@ -60,7 +60,7 @@ from nasblocks.search.storage import (  # noqa: F401 (storage_url, open_storage:
     storage_url,
     worker_id,
 )
-from nasblocks.search.trial import DataHandle, run_trial
+from nasblocks.search.trial import METRICS, DataHandle, run_trial
 from nasblocks.space import FirstSource, RandomSource, SearchSpace, load_space
 from nasblocks.space.nodes import Choice
 
@@ -393,18 +393,7 @@ class Objective:
     ) -> float | list[float]:
         number = original.user_attrs.get("duplicate_of", original.number)
         trial.set_user_attr("duplicate_of", number)
-        for key in (
-            "val_acc",
-            "best_val_acc",
-            "val_loss",
-            "train_loss",
-            "epochs",
-            "train_time_s",
-            "images_per_s",
-            "weights",
-            "pruned_at",
-            "diverged",
-        ):
+        for key in (*METRICS, "weights", "pruned_at", "diverged"):
             if key in original.user_attrs:
                 trial.set_user_attr(key, original.user_attrs[key])
         trial.set_user_attr("duration_s", 0.0)

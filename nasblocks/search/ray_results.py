@@ -33,6 +33,7 @@ from nasblocks.search import results
 from nasblocks.search.candidate import DataInfo, complete_spec, train_settings
 from nasblocks.search.engine import _quiet_optuna
 from nasblocks.search.ray_trial import flat
+from nasblocks.search.trial import METRICS
 from nasblocks.space import Choice, FixedSource, IntRange, Node, SearchSpace
 
 RAY_DIR = "ray"  # OUT/ray/round-<k>: one Ray experiment per round
@@ -124,16 +125,7 @@ def distribution(node: Node) -> BaseDistribution:
     return FloatDistribution(node.low, node.high, step=node.step, log=node.log)
 
 
-METRIC_ATTRS = (
-    "val_acc",
-    "best_val_acc",
-    "val_loss",
-    "train_loss",
-    "epochs",
-    "train_time_s",
-    "images_per_s",
-    "duration_s",
-)
+METRIC_ATTRS = (*METRICS, "duration_s")
 CANDIDATE_ATTRS = ("spec_hash", "trial_key", "n_params", "flops", "latency_ms")
 RAY_ATTRS = ("ray_report_s",)  # seconds the trial waited in tune.report (Ray's cost)
 

@@ -22,6 +22,17 @@ if TYPE_CHECKING:
 
 Report = Callable[[int, dict[str, float]], "bool | None"]
 
+METRICS = (
+    "val_acc",
+    "best_val_acc",
+    "val_loss",
+    "train_loss",
+    "epochs",
+    "train_time_s",
+    "images_per_s",
+)
+"""The metrics a finished trial records, whichever backend ran it."""
+
 
 @dataclasses.dataclass(frozen=True)
 class DataHandle:
