@@ -26,15 +26,17 @@ def build(
     source: str | Path | dict | Spec,
     *,
     weights: str | Path | None = None,
+    allow_plugins: bool = False,
     **overrides: Any,
 ) -> nn.Module:
     """Build a network from a spec file, preset name, mapping or :class:`Spec`.
 
     ``overrides`` are dotted paths into the spec (``num_classes=10``,
     ``**{"stages.groups": 32}``); ``weights`` is a state-dict file, or ``"torchvision"`` for a
-    preset's pretrained torchvision weights.
+    preset's pretrained torchvision weights. ``allow_plugins``: let the spec's ``plugins:``
+    import the code they name (see :func:`~nasblocks.spec.load_spec`).
     """
-    spec = load_spec(source, overrides)
+    spec = load_spec(source, overrides, allow_plugins=allow_plugins)
     model = build_spec(spec)
     if weights is not None:
         from nasblocks.weights import load_weights

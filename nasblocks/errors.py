@@ -6,6 +6,7 @@ anything else escaping is a bug in nasblocks.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 PathItem = str | int
@@ -18,8 +19,10 @@ def format_path(path: Sequence[PathItem]) -> str:
     for item in path:
         if isinstance(item, int):
             out += f"[{item}]"
-        else:
+        elif str(item).isprintable() and not any(c in str(item) for c in " \"'"):
             out += ("." if out else "") + str(item)
+        else:  # a key with spaces, quotes or newlines: quoted, so the message stays one line
+            out += f"[{json.dumps(str(item))}]"
     return out or "(root)"
 
 

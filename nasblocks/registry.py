@@ -38,7 +38,14 @@ class BlockSpec(BaseModel):
     ``"package.module:ClassName"`` string imported on first build.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    # strict: `true` is not the number 1, "3" is not 3; NaN and inf are no sizes or rates
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,
+        strict=True,
+        allow_inf_nan=False,
+    )
 
     kind: ClassVar[str] = ""
     module: ClassVar[str | type | None] = None

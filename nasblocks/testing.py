@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from nasblocks.errors import RegistryError
 from nasblocks.registry import BlockSpec, Shape, get_block
 
 
@@ -102,8 +103,14 @@ def check_example(kind: str, params: dict[str, Any], in_shape: Any, trace: bool 
 
 
 def check_block(kind: str, trace: bool = True) -> int:
-    """Run every check on every declared example of ``kind``; returns how many ran."""
-    cls = get_block(kind)
+    """Run every check on every declared example of ``kind``; returns how many ran.
+
+    A plugin's blocks exist once its module is imported (``import myblocks`` or
+    :func:`nasblocks.plugins.load_plugin`)."""
+    try:
+        cls = get_block(kind)
+    except RegistryError as e:
+        raise RegistryError(f"{e}; is the module that registers it imported?") from None
     if not cls.examples:
         raise ConformanceError(f"{kind}: declares no `examples` to check")
     check_signature(kind)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -73,7 +75,9 @@ def test_plugins_listed_in_the_spec_work_everywhere(tmp_path):
     (tmp_path / "blocks_in_spec.py").write_text(PLUGIN.format(name="dense_spec"))
     spec = tmp_path / "net.yaml"
     spec.write_text(SPEC.format(plugins="plugins: [blocks_in_spec.py]\n", name="dense_spec"))
-    model = nasblocks.build(spec)
+    with pytest.raises(nasblocks.SpecError, match="--allow-plugins"):
+        nasblocks.build(spec)  # a spec is data: its plugins run only when the user says so
+    model = nasblocks.build(spec, allow_plugins=True)
     assert model(torch.randn(2, 3, 8, 8)).shape == (2, 13, 8, 8)
     assert nasblocks.summary(spec).output_shape == (13, 8, 8)
     assert check_block("dense_spec") == 1  # the shipped conformance suite passes on it
@@ -82,7 +86,7 @@ def test_plugins_listed_in_the_spec_work_everywhere(tmp_path):
 def test_plugin_errors_are_one_line(tmp_path):
     (tmp_path / "broken.py").write_text("raise RuntimeError('boom')\n")
     (tmp_path / "net.yaml").write_text(SPEC.format(plugins="plugins: [broken.py]\n", name="relu"))
-    proc = run_cli("validate", "net.yaml", cwd=tmp_path)
+    proc = run_cli("--allow-plugins", "validate", "net.yaml", cwd=tmp_path)
     assert proc.returncode == 2
     assert "plugins[0]: plugin 'broken.py' failed to load: RuntimeError: boom" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -117,3 +121,42 @@ def test_duplicate_registration_raises():
 
     with pytest.raises(RegistryError, match="already registered"):
         register_block("conv")(type("Other", (Conv,), {}))
+
+
+# -- the README's "Your own blocks" section, run as written in a fresh folder ----------------
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+README_NET = "name: net\ninput: [3, 8, 8]\nlayers:\n  - {dense_layer: 8}\n"
+
+
+def section() -> str:
+    text = README.read_text()
+    return text[text.index("## Your own blocks") :].split("\n## ", 1)[0]
+
+
+def test_the_plugin_examples_run_as_written(tmp_path):
+    blocks = re.findall(r"```python\n(.*?)```", section(), re.S)
+    assert blocks[0].startswith("# myblocks.py")
+    (tmp_path / "myblocks.py").write_text(blocks[0])
+    (tmp_path / "net.yaml").write_text(README_NET)
+    commands = re.findall(r"`(nasblocks [^`]*validate net\.yaml)`", section())
+    assert len(commands) == 3, commands  # --plugin FILE, --plugin MODULE, --allow-plugins
+    for command in commands[:2]:
+        proc = run_cli(*command.split()[1:], cwd=tmp_path)
+        assert proc.returncode == 0 and "-> 11x8x8" in proc.stdout, (command, proc.stderr)
+
+    (tmp_path / "net.yaml").write_text("plugins: [myblocks.py]\n" + README_NET)
+    refused = run_cli("validate", "net.yaml", cwd=tmp_path)
+    assert refused.returncode == 2 and "--allow-plugins" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    allowed = run_cli(*commands[2].split()[1:], cwd=tmp_path)
+    assert allowed.returncode == 0 and "-> 11x8x8" in allowed.stdout, allowed.stderr
+
+    check = subprocess.run(
+        [sys.executable, "-c", blocks[1]],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert check.returncode == 0, check.stderr

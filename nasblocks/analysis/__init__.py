@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nasblocks.errors import SpecError
 from nasblocks.spec import Spec, load_spec, plan
 from nasblocks.spec.plan import Node, Plan
 
@@ -130,7 +131,19 @@ def summary(
     input_shape: tuple[int, ...] | list[int] | None = None,
     depth: int = 1,
 ) -> Summary:
-    """Rows (name, kind, output shape, params, FLOPs) for every layer, groups to ``depth``."""
+    """Rows (name, kind, output shape, params, FLOPs) for every layer, groups to ``depth``.
+
+    ``spec_or_path``: a spec file, preset name, mapping or Spec, or a model nasblocks built
+    (its ``model.spec``).
+    """
+    if not isinstance(spec_or_path, (str, Path, dict, Spec)):
+        built = getattr(spec_or_path, "spec", None)
+        if not isinstance(built, Spec):
+            raise SpecError(
+                "summary takes a spec file, a preset name, a mapping, a Spec or a model built "
+                f"by nasblocks.build, got {type(spec_or_path).__name__}"
+            )
+        spec_or_path = built
     spec = load_spec(spec_or_path)
     shape = tuple(input_shape) if input_shape else spec.input_shape
     net_plan = plan(spec, shape)

@@ -57,6 +57,12 @@ def make_parser() -> argparse.ArgumentParser:
         metavar="MODULE|FILE.py",
         help="import user blocks before running (repeatable)",
     )
+    parser.add_argument(
+        "--allow-plugins",
+        action="store_true",
+        help="let `plugins:` in spec and space files import the code they name (off: a spec "
+        "naming a plugin is refused, since opening it would run that code)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         module = importlib.import_module(f"nasblocks.cli.{name}")
@@ -86,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if args.allow_plugins:
+            from nasblocks.plugins import allow_spec_plugins
+
+            allow_spec_plugins()
         if args.plugin:
             from nasblocks.plugins import load_plugins
 

@@ -40,13 +40,17 @@ def _locate_source(source: str | Path) -> Path:
 def load_spec(
     source: str | Path | Mapping[str, Any] | Spec,
     overrides: Mapping[str, Any] | None = None,
+    *,
+    allow_plugins: bool = False,
 ) -> Spec:
     """Read, expand and validate a spec; check every shape.
 
     ``source`` is a YAML file, a preset name, a mapping, or a Spec (returned as is when
     there are no overrides). ``overrides`` maps dotted paths to values
-    (``{"stages.groups": 32, "num_classes": 10}``). Raises :class:`SpecError` located in the
-    source file.
+    (``{"stages.groups": 32, "num_classes": 10}``). ``allow_plugins``: import the Python
+    files and modules the spec's ``plugins:`` names (off by default: a spec is data; plugins
+    the user loaded already, with ``--plugin`` or an entry point, need no opt-in). Raises
+    :class:`SpecError` located in the source file.
     """
     if isinstance(source, Spec):
         if not overrides:
@@ -65,7 +69,7 @@ def load_spec(
             )
         if overrides:
             raw = apply_overrides(raw, overrides)
-        _load_plugins(raw.get("plugins"), file)
+        _load_plugins(raw.get("plugins"), file, allow_plugins)
         try:
             doc = SpecDocument.model_validate(raw)
         except ValidationError as e:
@@ -92,12 +96,22 @@ def _model_at(err: ValidationError):
     return SpecDocument
 
 
-def _load_plugins(plugins: Any, file: str | None) -> None:
+def _load_plugins(plugins: Any, file: str | None, allow: bool) -> None:
     if not plugins:
         return
-    from nasblocks.plugins import load_plugins
+    from nasblocks import plugins as registry
 
     if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
         raise SpecError("plugins is a list of module names or .py files", ("plugins",))
     base = Path(file).parent if file else Path.cwd()
-    load_plugins(plugins, base=base, path=("plugins",))
+    allow = allow or registry.spec_plugins_allowed()
+    for i, name in enumerate(plugins):
+        if registry.is_loaded(name, base):
+            continue
+        if not allow:
+            raise SpecError(
+                f"this spec imports plugin {name!r}, which runs its code; pass --allow-plugins "
+                "(allow_plugins=True) if you trust it, or load it yourself with --plugin",
+                ("plugins", i),
+            )
+        registry.load_plugin(name, base, ("plugins", i))

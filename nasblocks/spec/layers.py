@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import keyword
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +21,112 @@ from nasblocks.errors import RegistryError, SpecError, YamlPath
 from nasblocks.registry import BlockSpec, get_block, suggest
 from nasblocks.spec.models import LAYER_META, SpecDocument, Vgg
 
-SUGAR_KEYS = ("vgg",)
+MAX_LAYERS = 10_000
+"""Blocks in a network once every ``repeat`` is expanded. The largest standard networks have a
+few hundred (ResNet-152: 155 convolutions); a spec over this is refused before it is planned,
+so a 1 KB file cannot keep ``summary`` or ``build`` busy for minutes."""
+# Layer names become module attributes and names in the generated ``forward``: they must be
+# plain identifiers (or nn.Sequential-style indices) that shadow nothing a module has. The
+# public attributes of ``torch.fx.GraphModule`` / ``nn.Sequential`` / ``nn.Module`` are written
+# out here so that the spec layer stays torch-free; tests/spec/test_hostile.py checks this
+# list against torch's. ``spec`` is the attribute ``build`` sets on the model.
+RESERVED_NAMES = frozenset(
+    [
+        "T_destination",
+        "add_module",
+        "add_submodule",
+        "append",
+        "apply",
+        "bfloat16",
+        "buffers",
+        "call_super_init",
+        "children",
+        "code",
+        "compile",
+        "cpu",
+        "cuda",
+        "delete_all_unused_submodules",
+        "delete_submodule",
+        "double",
+        "dump_patches",
+        "eval",
+        "extend",
+        "extra_repr",
+        "float",
+        "forward",
+        "get_buffer",
+        "get_extra_state",
+        "get_parameter",
+        "get_submodule",
+        "graph",
+        "half",
+        "insert",
+        "ipu",
+        "load_state_dict",
+        "modules",
+        "mtia",
+        "named_buffers",
+        "named_children",
+        "named_modules",
+        "named_parameters",
+        "parameters",
+        "pop",
+        "print_readable",
+        "recompile",
+        "register_backward_hook",
+        "register_buffer",
+        "register_forward_hook",
+        "register_forward_pre_hook",
+        "register_full_backward_hook",
+        "register_full_backward_pre_hook",
+        "register_load_state_dict_post_hook",
+        "register_load_state_dict_pre_hook",
+        "register_module",
+        "register_parameter",
+        "register_state_dict_post_hook",
+        "register_state_dict_pre_hook",
+        "requires_grad_",
+        "set_extra_state",
+        "set_submodule",
+        "share_memory",
+        "state_dict",
+        "to",
+        "to_empty",
+        "to_folder",
+        "train",
+        "type",
+        "xpu",
+        "zero_grad",
+        "training",
+        "meta",
+        "shape_env",
+        "spec",
+        "self",
+    ]
+)
+NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}|[0-9]{1,9}")
+NAME_RULE = (
+    "a name is a letter followed by letters, digits or _ (at most 64), or a layer index; "
+    "not a Python keyword nor a module attribute"
+)
+
+
+def check_name(name: Any, path: YamlPath, what: str = "layer name") -> str:
+    """``name`` as a safe identifier, or a located SpecError saying the rule."""
+    if isinstance(name, int) and not isinstance(name, bool) and name >= 0:
+        name = str(name)
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        shown = repr(name) if len(repr(name)) <= 40 else repr(name)[:37] + "..."
+        raise SpecError(f"{what} {shown} is not allowed: {NAME_RULE}", path)
+    if keyword.iskeyword(name):
+        raise SpecError(f"{what} {name!r} is a Python keyword; choose another name", path)
+    if name in RESERVED_NAMES:
+        raise SpecError(
+            f"{what} {name!r} is an attribute every nn.Module has; choose another name", path
+        )
+    return name
+
+
 PATHS_KEY = "__paths__"  # private: where a sugar-generated field came from in the source
 
 
@@ -177,6 +284,8 @@ class _Parser:
             raise SpecError("expected a list of layers", path)
         if not items:
             raise SpecError("a layer list needs at least one layer", path)
+        if len(items) > MAX_LAYERS:
+            raise SpecError(f"{len(items):,} layers; a network has at most {MAX_LAYERS:,}", path)
         out: list[Layer] = []
         seen: dict[str, int] = {}
         for i, item in enumerate(items):
@@ -199,15 +308,7 @@ class _Parser:
         path = field_paths.get("", path)
         meta = {k: v for k, v in item.items() if k in LAYER_META}
         kinds = [k for k in item if k not in LAYER_META and k != PATHS_KEY]
-        name = meta.get("name", str(index))
-        if (
-            not isinstance(name, (str, int))
-            or isinstance(name, bool)
-            or "." in str(name)
-            or not str(name)
-        ):
-            raise SpecError("a layer name is a non-empty string without dots", (*path, "name"))
-        name = str(name)
+        name = check_name(meta.get("name", str(index)), (*path, "name"))
         if name == "input":
             raise SpecError("'input' is reserved for the network input", (*path, "name"))
         repeat = meta.get("repeat", 1)
@@ -454,6 +555,21 @@ def _default_head():
     return Head()
 
 
+def _check_size(layers: tuple[Layer, ...]) -> int:
+    """The number of blocks once repeats are expanded; a located error past MAX_LAYERS."""
+    total = 0
+    for layer in layers:
+        inner = 1 if layer.children is None else _check_size(layer.children)
+        total += layer.repeat * inner
+        if total > MAX_LAYERS:
+            raise SpecError(
+                f"the network has more than {MAX_LAYERS:,} blocks once repeats are expanded "
+                f"(this layer: {layer.repeat} x {inner:,})",
+                (*layer.path, "repeat") if layer.repeat > 1 else layer.path,
+            )
+    return total
+
+
 def normalize(doc: SpecDocument, raw: dict, file: str | None, positions: dict) -> Spec:
     parser = _Parser(doc)
     if doc.stages is not None:
@@ -472,7 +588,11 @@ def normalize(doc: SpecDocument, raw: dict, file: str | None, positions: dict) -
                 ("stem" if doc.stem is not None else "head",),
             )
         layers = parser.layers(doc.layers, ("layers",))
+    _check_size(layers)
     if doc.outputs is not None:
+        if isinstance(doc.outputs, dict):
+            for key in doc.outputs:  # the fields of the named tuple a model returns
+                check_name(key, ("outputs", key), "output name")
         wanted = set(doc.outputs.values() if isinstance(doc.outputs, dict) else doc.outputs)
         layers = tuple(x for x in layers if not x.aux or x.name in wanted)
     return Spec(doc, layers, raw, file, positions)

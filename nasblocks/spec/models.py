@@ -17,7 +17,8 @@ Dim = Annotated[int, Field(ge=1, le=8192)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: `true` is not the number 1; NaN and inf are no sizes or multipliers
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class Defaults(_Model):
