@@ -8,13 +8,18 @@ from nasblocks.cli.main import add_command
 
 
 def run(args) -> int:
+    from nasblocks.files import check_folder
+    from nasblocks.search.folder import environment_errors
     from nasblocks.search.report import write_report
-    from nasblocks.search.results import load_study, write_outputs
+    from nasblocks.search.results import load_study, read_run_file, write_outputs
 
     out = Path(args.out)
-    study = load_study(out)
-    write_outputs(study, out)
-    path = write_report(study, out)
+    run = read_run_file(out)
+    check_folder(out, "OUT")  # the files are rebuilt in place
+    with environment_errors(out, run["storage"]):
+        study = load_study(out)
+        write_outputs(study, out)
+        path = write_report(study, out)
     print(path)
     return 0
 

@@ -1,13 +1,43 @@
-"""``nasblocks search SPACE``: run or resume an architecture search (thin over the library)."""
+"""``nasblocks search SPACE``: run or resume an architecture search (thin over the library).
+
+Rerunning the same command resumes the study in OUT (``--trials N`` extends it); a space
+whose study differs is refused, ``--fresh`` moves the old one aside. Every failure is one line
+on stderr and exit code 2: a mistake in the space is located in its file
+(``FILE:LINE:COL: yaml.path: message``), a bad flag value names the flag
+(``--trials: ...``, ``--set PATH=VALUE: ...``), a full disk or read-only folder names the file
+and says how to resume. Ctrl-C exits with 130.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nasblocks.cli.main import add_command
 
+if TYPE_CHECKING:
+    from nasblocks.errors import NasBlocksError, SpecError, YamlPath
+
 SAMPLERS = ("tpe", "random", "nsga2", "grid", "evolution")
 PRUNERS = ("none", "median", "successive_halving", "hyperband")
+
+FLAGS = {
+    "--trials": "search.budget.trials",
+    "--timeout": "search.budget.timeout",
+    "--seed": "search.seed",
+    "--dataset": "search.data.dataset",
+    "--device": "search.train.device",
+    "--threads": "search.threads",
+    "--compile": "search.train.compile",
+    "--sampler": "search.sampler",
+    "--pruner": "search.pruner",
+}
+"""The flags that override a value of the space, and the path of that value."""
+
+
+def flag_value(args, flag: str) -> Any:
+    """The value ``flag`` was given; None when it was not (0 is a value: ``--trials 0``)."""
+    value = getattr(args, flag[2:].replace("-", "_"), None)
+    return None if value is False else value
 
 
 def overrides_from_args(args, raw_search: dict[str, Any] | None) -> dict[str, Any]:
@@ -15,43 +45,98 @@ def overrides_from_args(args, raw_search: dict[str, Any] | None) -> dict[str, An
 
     Switching the sampler or pruner by flag drops the file's options for the old one only.
     """
-    from nasblocks.spec.overrides import parse_assignment
-
-    out: dict[str, Any] = dict(parse_assignment(text) for text in args.set)
-    flags = {
-        "search.budget.trials": args.trials,
-        "search.budget.timeout": args.timeout,
-        "search.seed": args.seed,
-        "search.data.dataset": args.dataset,
-        "search.train.device": args.device,
-        "search.threads": args.threads,
-        "search.train.compile": True if args.compile else None,
-    }
-    out.update({k: v for k, v in flags.items() if v is not None})
+    out: dict[str, Any] = dict(assignment(text) for text in args.set)
     section = raw_search if isinstance(raw_search, dict) else {}
-    for key, name in (("sampler", args.sampler), ("pruner", args.pruner)):
-        if name is None:
+    for flag, dotted in FLAGS.items():
+        value = flag_value(args, flag)
+        if value is None:
             continue
-        current = section.get(key)
-        if isinstance(current, dict) and current.get("name") == name:
-            continue
-        out[f"search.{key}"] = name
+        if flag in ("--sampler", "--pruner"):
+            current = section.get(dotted.split(".")[1])
+            if isinstance(current, dict) and current.get("name") == value:
+                continue  # the file's options for it stay
+        out[dotted] = value
     return out
 
 
+def assignment(text: str) -> tuple[str, Any]:
+    """One ``--set PATH=VALUE`` (the value read as YAML); one line when it is not that."""
+    from nasblocks.errors import NasBlocksError, SpecError
+    from nasblocks.spec.overrides import parse_assignment
+
+    try:
+        return parse_assignment(text)
+    except SpecError as e:
+        raise NasBlocksError(f"{e.message} (e.g. --set search.budget.epochs=5)") from None
+
+
+def flag_sources(args) -> dict[YamlPath, str]:
+    """The path each override of the command line sets -> the flag to blame for it."""
+    from nasblocks.spec.overrides import ALIASES
+
+    sources: dict[YamlPath, str] = {}
+    for text in args.set:
+        dotted = text.partition("=")[0].strip()
+        sources[override_path(dotted, ALIASES)] = f"--set {text}"
+    for flag, dotted in FLAGS.items():
+        if flag_value(args, flag) is not None:
+            sources[override_path(dotted, ALIASES)] = flag
+    return sources
+
+
+def override_path(dotted: str, aliases: dict[str, YamlPath]) -> YamlPath:
+    """The YAML path ``apply_overrides`` writes ``dotted`` to."""
+    if dotted == "input_size":
+        return ("input",)
+    if dotted in aliases:
+        return tuple(aliases[dotted])
+    return tuple(int(k) if k.lstrip("-").isdigit() else k for k in dotted.split("."))
+
+
+def blame_flags(
+    error: SpecError, sources: dict[YamlPath, str], positions: dict
+) -> SpecError | NasBlocksError:
+    """An error at a path a flag set is that flag's: ``--trials: Input should be ...``; an
+    error elsewhere stays located in the file."""
+    from nasblocks.errors import NasBlocksError, format_path
+
+    path, found = error.path, None
+    for key, flag in sources.items():
+        under = path[: len(key)] == key  # the flag's value, or inside it
+        made = len(path) > 0 and key[: len(path)] == path and path not in positions
+        if (under or made) and (found is None or len(key) > len(found[0])):
+            found = (key, flag)
+    if found is None:
+        return error
+    key, flag = found
+    detail = f"{format_path(path)}: " if path != key and path[: len(key)] == key else ""
+    return NasBlocksError(f"{flag}: {detail}{error.message}")
+
+
 def run(args) -> int:
-    from nasblocks.search.engine import search
+    from nasblocks.errors import SpecError
     from nasblocks.space import load_space
     from nasblocks.spec.yamlio import load_yaml
 
-    raw, _ = load_yaml(args.space)
+    raw, positions = load_yaml(args.space)
     section = raw.get("search") if isinstance(raw, dict) else None
-    space = load_space(args.space, overrides_from_args(args, section))
+    overrides = overrides_from_args(args, section)
+    try:
+        space = load_space(args.space, overrides)
+        _search(space, args)
+    except SpecError as e:
+        raise blame_flags(e, flag_sources(args), positions) from None
+    return 0
+
+
+def _search(space, args) -> None:
     if args.backend == "ray":
         from nasblocks.search.ray_backend import run_ray_from_args
 
         run_ray_from_args(space, args)
-        return 0
+        return
+    from nasblocks.search.engine import search
+
     search(
         space,
         out=args.out,
@@ -59,8 +144,8 @@ def run(args) -> int:
         progress=False if args.quiet else None,
         workers=args.workers,
         heartbeat=args.heartbeat,
+        fresh=args.fresh,
     )
-    return 0
 
 
 def at_least_one(text: str) -> int:
@@ -95,7 +180,16 @@ def register(sub) -> None:
         "--timeout", type=float, metavar="SECONDS", help="start no trial after this many seconds"
     )
     p.add_argument(
-        "--out", metavar="DIR", help="output folder (default experiments/runs/<space name>)"
+        "--out",
+        metavar="DIR",
+        help="output folder (default experiments/runs/<space name>); it holds one study, "
+        "resumed when run again",
+    )
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start a new study: what OUT holds is moved to OUT/previous-<time>/ first "
+        "(nothing is deleted)",
     )
     p.add_argument(
         "--storage",

@@ -9,45 +9,48 @@ from nasblocks.cli.main import add_command
 
 
 def run(args) -> int:
+    """Everything is checked (flags, data, spec, the output folder) before anything is
+    written; every failure is one line (exit 2)."""
+    from nasblocks.cli.search import assignment, blame_flags, flag_sources
+    from nasblocks.errors import NasBlocksError, SpecError
+    from nasblocks.files import check_folder, make_folder, write_atomic
     from nasblocks.search.results import dump_spec
     from nasblocks.search.trial import DataHandle, build_model
     from nasblocks.spec import load_spec
-    from nasblocks.spec.overrides import parse_assignment
-    from nasblocks.train import TrainConfig, train_one
+    from nasblocks.spec.yamlio import load_yaml
+    from nasblocks.train import DatasetError, train_one
+    from nasblocks.train.optim import trainable_parameters
 
-    data = DataHandle(dataset=args.dataset, root=args.data_root, seed=args.seed)
-    shape, classes = data.info()
-    overrides = dict(parse_assignment(text) for text in args.set)
+    if args.out:
+        check_folder(args.out)
+    config = _config(args)
+    data = DataHandle(dataset=args.dataset, root=args.data_root, seed=config.seed)
+    try:
+        shape, classes = data.info()
+    except DatasetError as e:
+        raise NasBlocksError(f"--dataset: {e}") from None
+    overrides = dict(assignment(text) for text in args.set)
     overrides.setdefault("num_classes", classes)
     if args.input_size is not None:
         overrides["input_size"] = args.input_size
-    spec = load_spec(args.spec, overrides)
-    fields = {
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "optimizer": args.optimizer,
-        "weight_decay": args.weight_decay,
-        "device": args.device,
-        "compile": args.compile or None,
-        "seed": args.seed,
-        "max_train_batches": args.max_train_batches,
-    }
-    from pydantic import ValidationError
-
-    from nasblocks.errors import NasBlocksError
-
     try:
-        config = TrainConfig(**{k: v for k, v in fields.items() if v is not None})
-    except ValidationError as e:
-        err = e.errors()[0]
-        flag = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "settings"
-        raise NasBlocksError(f"{flag}: {err['msg']}") from None
+        spec = load_spec(args.spec, overrides)
+    except SpecError as e:
+        sources = {k: v for k, v in flag_sources(args).items() if v.startswith("--set")}
+        if args.input_size is not None:
+            sources[("input",)] = "--input-size"
+        positions = load_yaml(args.spec)[1] if Path(args.spec).is_file() else {}
+        raise blame_flags(e, sources, positions) from None
     out = Path(args.out) if args.out else Path("experiments") / "train" / spec.name
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "spec.yaml").write_text(dump_spec(spec.raw))
+    check_folder(out)
     model = build_model(spec, config.seed)
+    try:
+        trainable_parameters(model)
+    except NasBlocksError as e:
+        raise NasBlocksError(f"{args.spec}: {e}") from None
     splits = data.prepared(spec.input_shape)
+    make_folder(out)
+    write_atomic(out / "spec.yaml", dump_spec(spec.raw))
 
     def report(epoch: int, m: dict[str, float]) -> None:
         if not args.quiet:
@@ -63,6 +66,33 @@ def run(args) -> int:
         f"test_acc {result.test_acc:.4f}; wrote {out}/metrics.json, {out}/weights.pt"
     )
     return 0
+
+
+def _config(args):
+    """The training flags as a TrainConfig; a bad value names its flag."""
+    from pydantic import ValidationError
+
+    from nasblocks.errors import NasBlocksError
+    from nasblocks.train import TrainConfig
+
+    fields = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "optimizer": args.optimizer,
+        "weight_decay": args.weight_decay,
+        "device": args.device,
+        "compile": args.compile or None,
+        "seed": args.seed,
+        "max_train_batches": args.max_train_batches,
+    }
+    try:
+        return TrainConfig(**{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as e:
+        err = e.errors()[0]
+        flag = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "settings"
+        got = f" (got {err['input']!r})" if "input" in err and err["loc"] else ""
+        raise NasBlocksError(f"{flag}: {err['msg']}{got}") from None
 
 
 def register(sub) -> None:

@@ -109,6 +109,8 @@ def make_candidate(
     spec_hash = spec.hash()
     key = trial_key(spec_hash, config)
     params, flops = count(spec)
+    if params == 0:
+        raise Infeasible("invalid architecture: no trainable parameters, nothing to train")
     violations: dict[str, float] = {}
     limits = settings.constraints
     reasons = []

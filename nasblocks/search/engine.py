@@ -24,10 +24,14 @@ process died (RUNNING)    FAIL       error; re-queued once as a new trial (retry
 
 How the trials of a dead process are found and retried, and how storages are opened:
 :mod:`nasblocks.search.storage`. Several processes on one study: :mod:`nasblocks.search.workers`.
+One study per output folder, resumed by default, ``fresh`` to move it aside, and what a full
+disk or a read-only folder prints: :mod:`nasblocks.search.folder`. Everything a run is given
+is checked before anything is written to disk.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import time
 import traceback
@@ -41,6 +45,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nasblocks.errors import SearchError, SpecError
+from nasblocks.files import check_folder, make_folder
+from nasblocks.search import folder as run_folder
 from nasblocks.search import results
 from nasblocks.search.candidate import (
     DataInfo,
@@ -52,6 +58,7 @@ from nasblocks.search.candidate import (
 from nasblocks.search.progress import Progress
 from nasblocks.search.samplers import OptunaSource, make_pruner, make_sampler
 from nasblocks.search.storage import (  # noqa: F401 (storage_url, open_storage: public here too)
+    check_url,
     fail_stale,
     heartbeat_for,
     open_storage,
@@ -96,6 +103,8 @@ def search(
     exclusive: bool = True,
     workers: int = 1,
     heartbeat: int | None = None,
+    fresh: bool = False,
+    allow_plugins: bool = False,
 ) -> SearchOutcome:
     """Run (or resume) the search a space file describes; write the results under ``out``.
 
@@ -109,48 +118,76 @@ def search(
     server, where other machines may run workers of the same study; off on SQLite).
     ``exclusive``: no other process works on the study, so trials left RUNNING are certainly
     dead and are retried at once; with heartbeats on, only trials whose heartbeat stopped are.
+    An ``out`` that holds the study of another space is refused; ``fresh`` moves what it
+    holds to ``OUT/previous-<time>/`` first and starts a new study (nothing is deleted).
+    ``allow_plugins``: let ``plugins:`` in the space import the code they name, as the CLI's
+    ``--allow-plugins`` does (off: a space is data).
     """
+    if allow_plugins:
+        from nasblocks import plugins
+
+        previous = plugins.spec_plugins_allowed()
+        plugins.allow_spec_plugins()
+        try:
+            return search(
+                space,
+                overrides=overrides,
+                out=out,
+                storage=storage,
+                progress=progress,
+                exclusive=exclusive,
+                workers=workers,
+                heartbeat=heartbeat,
+                fresh=fresh,
+            )
+        finally:
+            plugins.allow_spec_plugins(previous)
     if workers < 1:
         raise SearchError(f"the number of workers must be at least 1, got {workers}")
     if not isinstance(space, SearchSpace):
         space = load_space(space, overrides)
     settings = space.settings
     out = Path(out) if out is not None else Path("experiments") / "runs" / space.name
-    data = DataHandle.from_settings(settings.data, settings.seed)
-    shape, classes = data.info()
-    info = DataInfo(shape, classes)
-    check_space(space, info)
-    out.mkdir(parents=True, exist_ok=True)
     url = storage_url(out, storage or settings.storage)
     beat = heartbeat_for(url, heartbeat)
+    data = DataHandle.from_settings(settings.data, settings.seed)
+    info = prepare_run(space, out, url, data, fresh)
+    moved = run_folder.move_aside(out, url) if fresh else None
+    if run_folder.sqlite_file(url) is not None:
+        make_folder(out)  # (a server's study is opened first: unreachable, nothing is made)
     exclusive = exclusive and beat is None
-    study, url = open_study(space, out, url, heartbeat=beat)
-    if exclusive:
-        recover(study)
-    else:
-        fail_stale(study)
-    results.write_run_file(out, space, public_url(url), study.study_name, data)
-    target = settings.budget.trials
-    show = Progress(target, space.name, settings, enabled=progress, workers=workers)
-    start = time.perf_counter()
-    show.start(study, data)
-    with _torch_threads(settings.threads):
-        try:
-            if workers == 1 and exclusive:
-                error = _run_here(study, Objective(space, data, info, out, show), out, show)
-            elif workers == 1:  # other processes may be on the study: share the budget
-                error = _run_shared(study, Objective(space, data, info, out, show), show)
-            else:
-                from nasblocks.search.workers import run_workers
+    with run_folder.environment_errors(out, url):
+        study, url = open_study(space, out, url, heartbeat=beat)
+        make_folder(out)
+        if exclusive:
+            recover(study)
+        else:
+            fail_stale(study)
+        results.write_run_file(out, space, url, study.study_name, data)
+        target = settings.budget.trials
+        show = Progress(target, space.name, settings, enabled=progress, workers=workers)
+        start = time.perf_counter()
+        show.start(study, data, out, moved)
+        with _torch_threads(settings.threads):
+            try:
+                if workers == 1 and exclusive:
+                    error = _run_here(study, Objective(space, data, info, out, show), out, show)
+                elif workers == 1:  # other processes may be on the study: share the budget
+                    error = _run_shared(study, Objective(space, data, info, out, show), show)
+                else:
+                    from nasblocks.search.workers import run_workers
 
-                error = run_workers(study, space, out, url, workers, beat, show, exclusive)
-        finally:
+                    error = run_workers(study, space, out, url, workers, beat, show, exclusive)
+            except BaseException:
+                show.close()
+                _write_what_we_have(study, out)
+                raise
             show.close()
             results.write_outputs(study, out)
-        test_acc = results.evaluate_best(study, out, data)
-    from nasblocks.search.report import write_report
+            test_acc = results.evaluate_best(study, out, data)
+        from nasblocks.search.report import write_report
 
-    write_report(study, out)
+        write_report(study, out)
     if error is not None:
         raise SearchError(error)
     best = results.best_trial(study)
@@ -166,6 +203,47 @@ def search(
     )
     show.summary(outcome, best)
     return outcome
+
+
+def prepare_run(
+    space: SearchSpace, out: Path, url: str, data: DataHandle, fresh: bool = False
+) -> DataInfo:
+    """Every check before a run writes anything: the output folder (not a file, writable; its
+    study, if any, this space's: :mod:`.folder`), the data, the space. Returns the data's
+    shape and classes."""
+    check_url(url)
+    check_folder(out)
+    if fresh:
+        run_folder.check_fresh(out, url)
+    else:
+        run_folder.check_existing(out, space, url, study_name(space))
+    make_sampler(space, space.settings.seed)  # e.g. evolution refuses several objectives
+    info = data_info(space, data)
+    check_space(space, info)
+    return info
+
+
+def data_info(space: SearchSpace, data: DataHandle) -> DataInfo:
+    """The data's image shape and classes; a dataset that cannot be loaded is an error at
+    ``search.data.<field>`` of the space (did-you-mean for an unknown name)."""
+    from nasblocks.train import DatasetError
+
+    try:
+        shape, classes = data.info()
+    except DatasetError as e:
+        raise space.error(str(e), ("search", "data", e.field or "dataset")) from None
+    return DataInfo(shape, classes)
+
+
+def study_name(space: SearchSpace) -> str:
+    return space.settings.study_name or space.name
+
+
+def _write_what_we_have(study: optuna.Study, out: Path) -> None:
+    """After an error or Ctrl-C: the result files of the trials so far, when they can be
+    written (a full disk may refuse: the error that stopped the search is the one to show)."""
+    with contextlib.suppress(Exception):
+        results.write_outputs(study, out)
 
 
 def _run_here(study: optuna.Study, objective: Objective, out: Path, show: Progress) -> str | None:
@@ -218,6 +296,7 @@ def check_space(space: SearchSpace, info: DataInfo, samples: int = 24) -> None:
     from pydantic import ValidationError
 
     from nasblocks.spec import load_spec
+    from nasblocks.spec.layers import pydantic_error
     from nasblocks.train import TrainConfig
 
     first: SpecError | None = None
@@ -232,8 +311,7 @@ def check_space(space: SearchSpace, info: DataInfo, samples: int = 24) -> None:
         try:
             TrainConfig.model_validate(train_settings(sample.train, space.settings))
         except ValidationError as e:
-            err = e.errors()[0]
-            first = first or SpecError(err["msg"], ("search", "train", *err["loc"]))
+            first = first or pydantic_error(e, ("search", "train"))
             continue
         return
     assert first is not None
@@ -255,7 +333,7 @@ def open_study(
     each worker process draws differently)."""
     settings = space.settings
     url = storage_url(out, storage or settings.storage)
-    name = settings.study_name or space.name
+    name = study_name(space)
     objectives = settings.directions()
     directions = [d for _, d in objectives]
     with _quiet_optuna():
@@ -273,11 +351,13 @@ def open_study(
             f"study {name!r} in {url} optimises {stored or have}, this space asks for "
             f"{wanted} ({', '.join(directions)}); use another --out or study_name"
         )
+    run_folder.check_study(study, space, public_url(url))
     if stored is None:
         study.set_user_attr("objectives", wanted)
         study.set_user_attr("space", space.file or space.name)
         study.set_user_attr("dataset", settings.data.dataset)
     seed = (settings.seed if seed is None else seed) + len(study.get_trials(deepcopy=False))
+    seed %= 2**32  # numpy's range, which Optuna's samplers seed
     study.sampler = make_sampler(space, seed)
     study.pruner = make_pruner(settings.pruner, max_epochs(space), settings.multi_objective)
     return study, url
@@ -322,6 +402,13 @@ class Objective:
             trial.set_user_attr("interrupted", True)
             raise
         except Exception as e:  # anything else: recorded, and the study goes on
+            if run_folder.environment_failure(e, self.out, "") is not None:
+                # a full disk, a read-only folder: the search stops; the trial is retried
+                # when it resumes (if its end can be recorded at all)
+                with contextlib.suppress(Exception):
+                    trial.set_user_attr("interrupted", True)
+                    trial.set_user_attr("error", f"stopped: {str(e).splitlines()[0][:300]}")
+                raise
             self._record_error(trial, e)
             raise AssertionError("unreachable") from e  # _record_error raises
 
@@ -367,7 +454,7 @@ class Objective:
         ]
         weights = outcome.state_dict
         if weights is not None and results.worth_keeping(trial.study, values, trial.number):
-            path = results.save_weights(self.out, trial.number, weights)
+            path = results.save_weights(self.out, trial.study.study_name, trial.number, weights)
             trial.set_user_attr("weights", path)
         return values[0] if len(values) == 1 else values
 

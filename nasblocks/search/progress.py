@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from optuna.trial import FrozenTrial, TrialState
@@ -54,7 +55,14 @@ class Progress:
         self.maximize = settings.directions()[0][1] == "maximize"
 
     # -- events ------------------------------------------------------------------------------
-    def start(self, study: optuna.Study, data: DataHandle) -> None:
+    def start(
+        self,
+        study: optuna.Study,
+        data: DataHandle,
+        out: Path | str | None = None,
+        moved: Path | None = None,
+    ) -> None:
+        """The first lines: what was moved aside (``--fresh``), what is resumed, what runs."""
         self.start_time = time.perf_counter()
         finished = [
             t
@@ -65,12 +73,22 @@ class Progress:
         for t in finished:
             self._track_best(t)
         s = self.settings
-        resumed = f", resuming with {self.done} finished" if self.done else ""
+        where = f" in {out}" if out is not None else ""
+        if moved is not None:
+            self._print(f"fresh start: the previous study{where} is now in {moved}")
+        if self.done >= self.total:
+            self._print(
+                f"resuming: {self.done} of {self.total} trials already finished{where}; "
+                "--trials N to extend, --fresh to start over"
+            )
+            return
+        if self.done:
+            self._print(f"resuming: {self.done} of {self.total} trials finished{where}")
         workers = f", {self.workers} workers" if self.workers > 1 else ""
         self._print(
             f"search {self.name}: {self.total} trials on {data.dataset}, "
             f"sampler {s.sampler.name}, pruner {s.pruner.name}, "
-            f"objectives {', '.join(m for m, _ in s.directions())}{workers}{resumed}"
+            f"objectives {', '.join(m for m, _ in s.directions())}{workers}"
         )
 
     def trial_started(self, number: int) -> None:
@@ -128,7 +146,12 @@ class Progress:
     def summary(self, outcome: Any, best: FrozenTrial | None) -> None:
         if not self.enabled:
             return
-        lines = [f"finished {outcome.finished} trials in {fmt_time(outcome.elapsed_s)}"]
+        ran = outcome.finished - self.done_at_start
+        lines = []
+        if ran > 0:  # none: the resuming line said so
+            total = f" ({outcome.finished} in the study)" if self.done_at_start else ""
+            trials = "trial" if ran == 1 else "trials"
+            lines.append(f"finished {ran} {trials} in {fmt_time(outcome.elapsed_s)}{total}")
         if best is not None:
             from nasblocks.search.results import describe
 

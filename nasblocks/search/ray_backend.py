@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import math
 import os
 import shutil
 import socket
@@ -48,14 +49,16 @@ from typing import Any
 import optuna
 
 from nasblocks.errors import SearchError
+from nasblocks.files import make_folder
+from nasblocks.search import folder as run_folder
 from nasblocks.search import results
 from nasblocks.search.candidate import DataInfo
 from nasblocks.search.engine import (
     SearchOutcome,
     _quiet_optuna,
-    check_space,
     count_finished,
     max_epochs,
+    prepare_run,
 )
 from nasblocks.search.ray_results import (
     RAY_DIR,
@@ -86,10 +89,10 @@ class RayOptions:
     num_cpus: int | None = None  # CPUs of a local Ray (default: all of this machine's)
 
     def check(self) -> None:
-        if self.cpus_per_trial <= 0:
-            raise SearchError(f"--cpus-per-trial must be > 0, got {self.cpus_per_trial}")
-        g = self.gpus_per_trial
-        if g < 0 or (g > 1 and g != int(g)):
+        c, g = self.cpus_per_trial, self.gpus_per_trial
+        if not (math.isfinite(c) and c > 0):  # (NaN is neither > 0 nor <= 0)
+            raise SearchError(f"--cpus-per-trial must be > 0, got {c}")
+        if not (math.isfinite(g) and g >= 0) or (g > 1 and g != int(g)):
             raise SearchError(
                 f"--gpus-per-trial is a fraction of one GPU (0.25: four trials per GPU) "
                 f"or a whole number of GPUs, got {g}"
@@ -117,6 +120,7 @@ def search_ray(
     num_cpus: int | None = None,
     progress: bool | None = None,
     callbacks: Sequence[Any] = (),
+    fresh: bool = False,
 ) -> SearchOutcome:
     """Run (or resume) the search a space file describes on Ray Tune; results under ``out``.
 
@@ -125,7 +129,7 @@ def search_ray(
     where the converted Optuna study goes (default ``sqlite:///OUT/study.db``). ``address``
     ... ``num_cpus``: see :class:`RayOptions`. ``callbacks``: extra ``ray.tune.Callback``
     objects. Ray is joined (or started) only when trials must run, unless this process
-    already joined it.
+    already joined it. ``fresh``: as in :func:`~nasblocks.search.search`.
     """
     start = time.perf_counter()
     opts = RayOptions(address, cpus_per_trial, gpus_per_trial, max_concurrent, num_cpus)
@@ -135,29 +139,30 @@ def search_ray(
     settings = space.settings
     out = Path(out) if out is not None else Path("experiments") / "runs" / space.name
     data = _absolute(DataHandle.from_settings(settings.data, settings.seed))
-    shape, classes = data.info()
-    info = DataInfo(shape, classes)
-    check_space(space, info)
-    _check_device(space, opts)
-    out.mkdir(parents=True, exist_ok=True)
     url = storage_url(out, storage or settings.storage)
+    info = prepare_run(space, out, url, data, fresh)
+    _check_device(space, opts)
+    if fresh:
+        run_folder.move_aside(out, url)
+    make_folder(out)
     study_name = settings.study_name or space.name
-    study_storage = open_storage(url)
-    prepare_study(study_storage, study_name, space, public_url(url))
-    results.write_run_file(out, space, public_url(url), study_name, data)
-    _require_tune()
-    runner = _Rounds(space, data, info, out, opts, progress, list(callbacks))
-    try:
-        records = runner.run()
-    finally:
-        runner.disconnect()
-    study = write_study(study_storage, study_name, space, info, records)
-    keep_best_weights(study, out, records)
-    from nasblocks.search.report import write_report
+    with run_folder.environment_errors(out, url):
+        study_storage = open_storage(url)
+        prepare_study(study_storage, study_name, space, public_url(url))
+        results.write_run_file(out, space, url, study_name, data)
+        _require_tune()
+        runner = _Rounds(space, data, info, out, opts, progress, list(callbacks))
+        try:
+            records = runner.run()
+        finally:
+            runner.disconnect()
+        study = write_study(study_storage, study_name, space, info, records)
+        keep_best_weights(study, out, records)
+        from nasblocks.search.report import write_report
 
-    results.write_outputs(study, out)
-    test_acc = results.evaluate_best(study, out, data)
-    write_report(study, out)
+        results.write_outputs(study, out)
+        test_acc = results.evaluate_best(study, out, data)
+        write_report(study, out)
     best = results.best_trial(study)
     outcome = SearchOutcome(
         out=out,
@@ -184,11 +189,17 @@ def run_ray_from_args(space: SearchSpace, args: Any) -> SearchOutcome:
         out=getattr(args, "out", None),
         storage=getattr(args, "storage", None),
         address=getattr(args, "address", None),
-        cpus_per_trial=getattr(args, "cpus_per_trial", None) or 1.0,
-        gpus_per_trial=getattr(args, "gpus_per_trial", None) or 0.0,
+        cpus_per_trial=_given(getattr(args, "cpus_per_trial", None), 1.0),
+        gpus_per_trial=_given(getattr(args, "gpus_per_trial", None), 0.0),
         max_concurrent=getattr(args, "max_concurrent", None),
         progress=False if getattr(args, "quiet", False) else None,
+        fresh=getattr(args, "fresh", False),
     )
+
+
+def _given(value: float | None, default: float) -> float:
+    """A flag's value, or the default when it was not given (0 is given: refused, not 1)."""
+    return default if value is None else value
 
 
 # -- Ray itself ------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial, TrialState
 
 from nasblocks.errors import SearchError, SpecError
+from nasblocks.files import write_atomic
+from nasblocks.search import folder as run_folder
 from nasblocks.search import results
 from nasblocks.search.candidate import DataInfo, complete_spec, train_settings
 from nasblocks.search.engine import _quiet_optuna
@@ -214,6 +216,7 @@ def prepare_study(storage: Any, name: str, space: SearchSpace, where: str) -> op
             f"study {name!r} in {where} was run by the Optuna backend; "
             "give the Ray search another --out or study_name"
         )
+    run_folder.check_study(study, space, where)
     return study
 
 
@@ -228,6 +231,7 @@ def _create_study(storage: Any, name: str, space: SearchSpace) -> optuna.Study:
     study.set_user_attr("objectives", [m for m, _ in settings.directions()])
     study.set_user_attr("space", space.file or space.name)
     study.set_user_attr("dataset", settings.data.dataset)
+    study.set_user_attr(run_folder.FINGERPRINT_ATTR, run_folder.fingerprint(space))
     study.set_user_attr("backend", "ray")
     study.set_user_attr("ray_dir", RAY_DIR)
     return study
@@ -248,7 +252,7 @@ def write_study(
                 f"({e.message}); give this space another --out"
             ) from None
         if trial.user_attrs.get("weights") == "pending":
-            trial.set_user_attr("weights", f"{results.WEIGHTS_DIR}/{number}.pt")
+            trial.set_user_attr("weights", results.weights_file(name, number))
         trials.append(trial)
     with _quiet_optuna(), contextlib.suppress(KeyError):
         optuna.delete_study(study_name=name, storage=storage)
@@ -264,16 +268,17 @@ def in_order(records: list[TrialRecord]) -> list[TrialRecord]:
 
 def keep_best_weights(study: optuna.Study, out: Path, records: list[TrialRecord]) -> None:
     """Copy the weights of the best trial (or the Pareto front) from their Ray checkpoints to
-    ``OUT/trials/<n>.pt``, as the Optuna backend keeps them; delete the others there."""
+    ``OUT/trials/<study>-<n>.pt``, as the Optuna backend keeps them; delete the others there."""
     ordered = in_order(records)
     keep = results.pareto_trials(study) or [t for t in [results.best_trial(study)] if t]
-    folder = out / results.WEIGHTS_DIR
     for t in keep:
         checkpoint = ordered[t.number].checkpoint
         if checkpoint is None or not (checkpoint / "weights.pt").is_file():
             continue
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f"{t.number}.pt.tmp"
-        shutil.copyfile(checkpoint / "weights.pt", tmp)
-        tmp.replace(folder / f"{t.number}.pt")
+        (out / results.WEIGHTS_DIR).mkdir(parents=True, exist_ok=True)
+        source = checkpoint / "weights.pt"
+        write_atomic(
+            out / results.weights_file(study.study_name, t.number),
+            lambda tmp, source=source: shutil.copyfile(source, tmp),
+        )
     results.prune_weights(study, out)

@@ -16,6 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from nasblocks.files import write_atomic
 from nasblocks.search.candidate import DataInfo, Infeasible, make_candidate
 from nasblocks.search.samplers import OptunaSource
 from nasblocks.search.trial import DataHandle, run_trial
@@ -102,9 +103,9 @@ def train_one(config: dict[str, Any], job: TrialJob) -> None:
         return
     final = {**outcome.metrics, "epoch": int(outcome.metrics["epochs"]), "outcome": "completed"}
     with tempfile.TemporaryDirectory() as folder:
-        torch.save(outcome.state_dict, Path(folder) / "weights.pt")
+        write_atomic(Path(folder) / "weights.pt", lambda t: torch.save(outcome.state_dict, t))
         final.update(started_at=started, reported_at=time.time(), ray_report_s=waited[0])
-        (Path(folder) / "metrics.json").write_text(json.dumps({**row, **final}))
+        write_atomic(Path(folder) / "metrics.json", json.dumps({**row, **final}))
         emit(final, checkpoint=tune.Checkpoint.from_directory(folder))
 
 

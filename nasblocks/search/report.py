@@ -18,6 +18,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nasblocks.files import write_atomic
 from nasblocks.search import results
 
 TOP = 10
@@ -77,7 +78,7 @@ def write_report(study: optuna.Study, out: Path) -> Path:
         "",
     ]
     path = out / "report.md"
-    path.write_text("\n".join(lines))
+    write_atomic(path, "\n".join(lines))
     return path
 
 
@@ -264,6 +265,10 @@ def param_importances(study: optuna.Study, acc_index: int = 0) -> tuple[dict[str
 # -- plots -----------------------------------------------------------------------------------
 
 
+def _save(fig, path: Path) -> None:
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
+
+
 def _figure(width: float = 6.4, height: float = 4.0):
     from matplotlib.figure import Figure
 
@@ -305,7 +310,7 @@ def _plot_history(trials: list[FrozenTrial], acc_index: int, path: Path) -> bool
     ax.set_title("Optimization history")
     ax.grid(alpha=0.3)
     ax.legend(loc="best")
-    fig.savefig(path)
+    _save(fig, path)
     return True
 
 
@@ -346,7 +351,7 @@ def _plot_acc_params(
     ax.set_title("Accuracy against size")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    fig.savefig(path)
+    _save(fig, path)
     return True
 
 
@@ -388,7 +393,7 @@ def _plot_pareto(
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right")
     fig.suptitle("Pareto front")
-    fig.savefig(path)
+    _save(fig, path)
     return True
 
 
@@ -399,5 +404,5 @@ def _plot_importances(importances: dict[str, float], path: Path) -> bool:
     ax.barh([k for k, _ in items], [v for _, v in items], color="tab:green")
     ax.set_xlabel("importance")
     ax.set_title("Parameter importances")
-    fig.savefig(path)
+    _save(fig, path)
     return True

@@ -2,14 +2,18 @@
 
 ``trials.csv`` (one row per trial), ``best.yaml`` + ``best.pt`` (the best trial's concrete,
 buildable spec and trained weights), ``pareto/trial_<n>.yaml`` for several objectives,
-``run.json`` (where the study lives), ``trials/<n>.pt`` (weights, pruned to the best / the
-Pareto front as the search goes). Trial data lives in the trials' user attributes.
+``run.json`` (which study, where it lives, the space's fingerprint: :mod:`.folder`),
+``trials/<study>-<n>.pt`` (weights, pruned to the best / the Pareto front as the search goes;
+named by study, so that no study deletes another's). Trial data lives in the trials' user
+attributes; every path there and in ``run.json`` is relative to OUT, and every file is
+written atomically (:func:`nasblocks.files.write_atomic`).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,13 +23,16 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from nasblocks.errors import SearchError
+from nasblocks.files import OutputError, reason, write_atomic
+from nasblocks.search import folder as run_folder
 
 if TYPE_CHECKING:
     from nasblocks.search.trial import DataHandle
     from nasblocks.space import SearchSpace
 
-RUN_FILE = "run.json"
+RUN_FILE = run_folder.RUN_FILE
 WEIGHTS_DIR = "trials"
+LAYOUT = 2  # run.json, weights: 1 had absolute storage paths and trials/<n>.pt
 
 
 # -- the study and its best trials -----------------------------------------------------------
@@ -93,21 +100,31 @@ def worth_keeping(study: optuna.Study, values: list[float], number: int | None =
 # -- weights ---------------------------------------------------------------------------------
 
 
-def save_weights(out: Path, number: int, state_dict: dict[str, Any]) -> str:
-    """Write ``OUT/trials/<number>.pt`` atomically; return its path relative to OUT."""
+def weights_file(study_name: str, number: int) -> str:
+    """``trials/<study>-<number>.pt``, relative to OUT (the study name made file-safe)."""
+    return f"{WEIGHTS_DIR}/{_file_safe(study_name)}-{number}.pt"
+
+
+def _file_safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip(".") or "study"
+
+
+def save_weights(out: Path, study_name: str, number: int, state_dict: dict[str, Any]) -> str:
+    """Write the weights of trial ``number`` atomically; return their path relative to OUT."""
     import torch
 
-    folder = out / WEIGHTS_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{number}.pt"
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save(state_dict, tmp)
-    tmp.replace(path)
-    return f"{WEIGHTS_DIR}/{number}.pt"
+    name = weights_file(study_name, number)
+    (out / WEIGHTS_DIR).mkdir(parents=True, exist_ok=True)
+    write_atomic(out / name, lambda tmp: torch.save(state_dict, tmp))
+    return name
 
 
 def prune_weights(study: optuna.Study, out: Path) -> None:
-    """Delete the weights of finished trials that are no longer best / on the front."""
+    """Delete this study's weights of finished trials no longer best / on the front.
+
+    Only files named for this study are touched: another study's, and ``trials/<n>.pt`` of
+    folders from before weights were named by study, are left alone.
+    """
     folder = out / WEIGHTS_DIR
     if not folder.is_dir():
         return
@@ -115,9 +132,11 @@ def prune_weights(study: optuna.Study, out: Path) -> None:
     finished = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
     keep_trials = pareto_trials(study) or [t for t in [best_trial(study)] if t is not None]
     keep = {t.user_attrs.get("weights") for t in keep_trials}
+    mine = re.compile(rf"{re.escape(_file_safe(study.study_name))}-(\d+)\.pt")
     for path in folder.glob("*.pt"):
-        if not path.stem.isdigit() or int(path.stem) not in finished:
-            continue  # a running trial's weights, or not ours
+        match = mine.fullmatch(path.name)
+        if match is None or int(match.group(1)) not in finished:
+            continue  # not ours, or a running trial's weights
         if f"{WEIGHTS_DIR}/{path.name}" not in keep:
             path.unlink(missing_ok=True)
 
@@ -128,29 +147,50 @@ def prune_weights(study: optuna.Study, out: Path) -> None:
 def write_run_file(
     out: Path, space: SearchSpace, storage: str, study_name: str, data: DataHandle
 ) -> None:
-    """``run.json``: what `nasblocks report OUT` needs to find the study again."""
+    """``run.json``: what `nasblocks report OUT` needs to find the study again, with paths
+    relative to OUT (``storage``: a URL; ``sqlite:///study.db`` means OUT/study.db)."""
     import dataclasses
 
     info = {
+        "layout": LAYOUT,
         "space": space.file,
         "space_name": space.name,
-        "storage": storage,
+        "storage": run_folder.storage_in_file(out, storage),
         "study_name": study_name,
+        "fingerprint": run_folder.fingerprint(space),
+        "files": {
+            "best_spec": "best.yaml",
+            "best_weights": "best.pt",
+            "trials": "trials.csv",
+            "report": "report.md",
+            "weights": f"{WEIGHTS_DIR}/",
+        },
         "data": dataclasses.asdict(data),
         "settings": space.settings.model_dump(mode="json"),
     }
-    (out / RUN_FILE).write_text(json.dumps(info, indent=2) + "\n")
-    (out / "space.yaml").write_text(
+    write_atomic(out / RUN_FILE, json.dumps(info, indent=2) + "\n")
+    write_atomic(
+        out / "space.yaml",
         f"# The search space as run (after --set overrides), from {space.file}\n"
-        + yaml.safe_dump(space.raw, sort_keys=False)
+        + yaml.safe_dump(space.raw, sort_keys=False),
     )
 
 
 def read_run_file(out: Path) -> dict[str, Any]:
+    """``run.json`` of OUT, its ``storage`` resolved for where OUT is now."""
     path = Path(out) / RUN_FILE
     if not path.is_file():
         raise SearchError(f"{out}: no {RUN_FILE} here; is this a search output folder?")
-    return json.loads(path.read_text())
+    try:
+        run = json.loads(path.read_text())
+    except OSError as e:
+        raise OutputError(f"cannot read {path}: {reason(e)}", e.errno) from None
+    except ValueError:
+        raise SearchError(f"{path}: not valid JSON; is this a search output folder?") from None
+    if not isinstance(run, dict) or not {"storage", "study_name"} <= run.keys():
+        raise SearchError(f"{path}: not a search's {RUN_FILE} (no storage or study_name)")
+    run["storage"] = run_folder.resolve_storage(Path(out), str(run["storage"]))
+    return run
 
 
 def load_study(out: Path) -> optuna.Study:
@@ -159,13 +199,17 @@ def load_study(out: Path) -> optuna.Study:
     from nasblocks.search.storage import open_storage
 
     run = read_run_file(out)
+    url = run["storage"]
+    db = run_folder.sqlite_file(url)
+    if db is not None:
+        if not db.is_file():  # opening it would create an empty database there
+            raise SearchError(f"{out}: the study database {db} is missing")
+        run_folder.check_database(db, Path(out))
     with _quiet_optuna():
         try:
-            return optuna.load_study(
-                study_name=run["study_name"], storage=open_storage(run["storage"])
-            )
+            return optuna.load_study(study_name=run["study_name"], storage=open_storage(url))
         except KeyError as e:
-            raise SearchError(f"study {run['study_name']!r} not found in {run['storage']}") from e
+            raise SearchError(f"study {run['study_name']!r} not found in {url}") from e
 
 
 def status(t: FrozenTrial) -> str:
@@ -231,12 +275,14 @@ def write_trials_csv(study: optuna.Study, path: Path) -> list[dict[str, Any]]:
     columns: list[str] = []
     for row in rows:
         columns += [c for c in row if c not in columns]
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns or ["number"], restval="")
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns or ["number"], restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    write_atomic(path, write)
     return rows
 
 
@@ -294,25 +340,27 @@ def write_outputs(study: optuna.Study, out: Path) -> FrozenTrial | None:
         f"Train it again: nasblocks train best.yaml --dataset {dataset} "
         f"--epochs {epochs}"
     )
-    (out / "best.yaml").write_text(spec_yaml(best, header))
+    write_atomic(out / "best.yaml", spec_yaml(best, header))
     weights = best.user_attrs.get("weights")
     if weights and (out / weights).is_file():
-        shutil.copyfile(out / weights, out / "best.pt")
+        write_atomic(out / "best.pt", lambda tmp: shutil.copyfile(out / weights, tmp))
     else:  # never leave an older trial's weights beside this best.yaml
         (out / "best.pt").unlink(missing_ok=True)
     front = pareto_trials(study)
     if front:
         folder = out / "pareto"
         folder.mkdir(exist_ok=True)
-        for old in folder.glob("*.yaml"):
-            old.unlink()
+        names = {f"trial_{t.number}.yaml" for t in front}
         for t in front:
             text = spec_yaml(
                 t,
                 f"Pareto-optimal architecture: {describe(t)}\n"
                 f"weights: {t.user_attrs.get('weights', 'not kept')}",
             )
-            (folder / f"trial_{t.number}.yaml").write_text(text)
+            write_atomic(folder / f"trial_{t.number}.yaml", text)
+        for old in folder.glob("*.yaml"):  # off the front now
+            if old.name not in names:
+                old.unlink(missing_ok=True)
     return best
 
 

@@ -119,6 +119,19 @@ def open_storage(url: str, heartbeat: int | None = None) -> optuna.storages.Base
     raise AssertionError("unreachable")
 
 
+def check_url(url: str) -> None:
+    """Refuse a storage URL that names no database SQLAlchemy knows, before anything is
+    created (opening the storage would create a SQLite file)."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        make_url(with_driver(url)).get_dialect()
+    except Exception as e:
+        raise SearchError(
+            f"cannot open storage {public_url(url)!r}: {type(e).__name__}: {_one_line(e)}"
+        ) from None
+
+
 def with_driver(url: str) -> str:
     """``postgresql://`` with the PostgreSQL driver that is installed (SQLAlchemy 2.1 means
     psycopg 3 by it, many installs have psycopg2); other URLs unchanged."""

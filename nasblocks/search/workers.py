@@ -57,6 +57,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nasblocks.errors import NasBlocksError
 from nasblocks.search import engine, results, storage
+from nasblocks.search import folder as run_folder
 
 if TYPE_CHECKING:
     from nasblocks.search.progress import Progress
@@ -250,8 +251,12 @@ def worker_main(plan: WorkerPlan, stop: Any, messages: Any) -> None:
     except NasBlocksError as e:
         messages.put(f"worker {plan.index}: {e}")
         sys.exit(3)
-    except Exception as e:  # a bug: keep the traceback on stderr
-        traceback.print_exc()
+    except Exception as e:
+        failure = run_folder.environment_failure(e, Path(plan.out), plan.url)
+        if failure is not None:  # a full disk, a read-only folder: one line, no traceback
+            messages.put(f"worker {plan.index}: {failure}")
+            sys.exit(3)
+        traceback.print_exc()  # a bug: keep the traceback on stderr
         messages.put(f"worker {plan.index} failed: {type(e).__name__}: {e}")
         sys.exit(3)
 

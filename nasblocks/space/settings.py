@@ -7,7 +7,7 @@ Only ``train`` may hold search nodes (training settings are searched like the ar
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -15,6 +15,8 @@ SamplerName = Literal["tpe", "random", "nsga2", "grid", "evolution"]
 PrunerName = Literal["none", "median", "successive_halving", "hyperband"]
 Metric = Literal["val_acc", "params", "flops", "latency_ms"]
 Direction = Literal["maximize", "minimize"]
+
+MAX_SEED = 2**32 - 1  # Optuna's samplers are seeded through numpy: 0 .. 2**32 - 1
 
 DIRECTIONS: dict[str, Direction] = {
     "val_acc": "maximize",
@@ -25,7 +27,9 @@ DIRECTIONS: dict[str, Direction] = {
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: `true` is not 1, 3.0 is not a whole number, "5" is not a number; NaN and
+    # infinities are never meant (`timeout: .inf` would be no limit at all)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class DataSettings(_Model):
@@ -54,7 +58,7 @@ class DataSettings(_Model):
         "`input`; channels come from the dataset. Default: the dataset's own size.",
     )
     synthetic_size: int = Field(2000, ge=20, description="Images of the synthetic dataset.")
-    synthetic_shape: list[int] = Field(
+    synthetic_shape: list[Annotated[int, Field(ge=1)]] = Field(
         [3, 32, 32], min_length=3, max_length=3, description="[C, H, W] of the synthetic dataset."
     )
     synthetic_classes: int = Field(10, ge=2, description="Classes of the synthetic dataset.")
@@ -184,8 +188,10 @@ class SearchSettings(_Model):
     )
     seed: int = Field(
         0,
+        ge=0,
+        le=MAX_SEED,
         description="Seeds the sampler, the data split, weight init and "
-        "training: same seed, same trials.",
+        "training: same seed, same trials (0 .. 2**32 - 1).",
     )
     threads: int | None = Field(
         None,
@@ -195,7 +201,7 @@ class SearchSettings(_Model):
         "and one thread does not stall when other processes share the cores.",
     )
     study_name: str | None = Field(
-        None, description="Optuna study name (default: the space file's name)."
+        None, min_length=1, description="Optuna study name (default: the space file's name)."
     )
     storage: str | None = Field(
         None, description="Optuna storage URL (default sqlite:///OUT/study.db)."

@@ -24,6 +24,7 @@ from nasblocks.space.nodes import (
     ParamSource,
     compile_value,
     contains_node,
+    is_node,
     iter_nodes,
     resolve,
 )
@@ -124,7 +125,8 @@ def _compile(raw: dict, name: str, file: str | None, positions: Positions) -> Se
     for key, value in section.items():
         if key != "train" and contains_node(value):
             raise SpecError(
-                "search nodes are allowed in the spec and in search.train only", (SEARCH_KEY, key)
+                "search nodes are allowed in the spec and in search.train only",
+                _node_path(value, (SEARCH_KEY, key)),
             )
     try:
         settings = SearchSettings.model_validate(section)
@@ -143,6 +145,20 @@ def _compile(raw: dict, name: str, file: str | None, positions: Positions) -> Se
         for node in nodes:  # fail now, not at the first trial
             node.grid()
     return SearchSpace(name, template, train, settings, nodes, raw, file, positions)
+
+
+def _node_path(value: Any, path: YamlPath) -> YamlPath:
+    """Where the first search node inside ``value`` is."""
+    if isinstance(value, dict) and not is_node(value):
+        items = list(value.items())
+    elif isinstance(value, list):
+        items = list(enumerate(value))
+    else:
+        return path
+    for key, item in items:
+        if contains_node(item):
+            return _node_path(item, (*path, key))
+    return path
 
 
 def _distinct_nodes(values: list[Any]) -> tuple[Node, ...]:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nasblocks.files import write_atomic
 from nasblocks.train.data import DatasetError, TensorData
 
 
@@ -124,12 +125,16 @@ def _missing(folder: Path, files: tuple[str, ...]) -> list[str]:
     for name in files:
         path = folder / name
         packed = folder / f"{name}.gz"
-        if not path.is_file() and packed.is_file():
-            with gzip.open(packed, "rb") as src, open(path, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+        if not path.is_file() and packed.is_file():  # whole or not at all: a cache
+            write_atomic(path, lambda tmp, packed=packed: _gunzip(packed, tmp))
         if not path.is_file():
             missing.append(name)
     return missing
+
+
+def _gunzip(packed: Path, path: Path) -> None:
+    with gzip.open(packed, "rb") as src, open(path, "wb") as dst:
+        shutil.copyfileobj(src, dst)
 
 
 def _missing_message(

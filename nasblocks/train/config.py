@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 class AugmentConfig(BaseModel):
     """Training-set augmentation, applied to whole batches on the training device."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     flip: bool = Field(False, description="Mirror each training image left-right with p = 1/2.")
     crop_padding: int = Field(
@@ -25,7 +25,7 @@ class AugmentConfig(BaseModel):
 class TrainConfig(BaseModel):
     """Optimiser, schedule, augmentation and hardware settings of one training run."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     epochs: int = Field(10, ge=1, description="Passes over the training split.")
     batch_size: int = Field(
@@ -94,7 +94,10 @@ class TrainConfig(BaseModel):
         "in-memory datasets use none.",
     )
     seed: int = Field(
-        0, description="Seeds batch order, augmentation and dropout (not the model's init)."
+        0,
+        ge=0,
+        le=2**32 - 1,  # a search's seed becomes this one: nasblocks.space.settings.MAX_SEED
+        description="Seeds batch order, augmentation and dropout (not the model's init).",
     )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="Where to train; auto: CUDA when available, else CPU."

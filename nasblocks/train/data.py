@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,7 +46,20 @@ DATASETS = ("digits", "synthetic", *TORCHVISION_SETS, "imagefolder:PATH")
 
 
 class DatasetError(NasBlocksError):
-    """A dataset that cannot be loaded: unknown name, missing or unreadable files, bad split."""
+    """A dataset that cannot be loaded: unknown name, missing or unreadable files, bad split.
+
+    ``field`` names the data setting at fault (``synthetic_size``), when one is; a search
+    locates the error there (``search.data.<field>``), else at ``search.data.dataset``.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+SYNTHETIC_MEMORY_LIMIT = 4 << 30
+"""Most bytes generating the synthetic dataset may take (at most half the available memory)."""
+SYNTHETIC_BYTES_PER_PIXEL = 16  # float32 noise, templates and temporaries (measured: 15.3)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,7 +159,9 @@ def load_dataset(
     """
     for label, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0.0 < fraction < 1.0:
-            raise DatasetError(f"{label} must be between 0 and 1 (exclusive), got {fraction}")
+            raise DatasetError(
+                f"{label} must be between 0 and 1 (exclusive), got {fraction}", label
+            )
     base = Path(root).expanduser() if root is not None else default_root()
     if name == "digits":
         pool, test, classes = _digits(), None, tuple(str(i) for i in range(10))
@@ -164,7 +180,9 @@ def load_dataset(
     else:
         close = difflib.get_close_matches(name, DATASETS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise DatasetError(f"unknown dataset {name!r}{hint}; known: {', '.join(DATASETS)}")
+        raise DatasetError(
+            f"unknown dataset {name!r}{hint}; known: {', '.join(DATASETS)}", "dataset"
+        )
     if test is None:
         rest, held = stratified_split(pool.labels, test_fraction, seed)
         pool, test = pool.subset(rest), pool.subset(held)
@@ -222,11 +240,15 @@ def _synthetic(shape: Sequence[int], num_classes: int, size: int, seed: int) -> 
 
     Quantised to ``uint8`` pixels, like a real image dataset.
     """
-    if len(shape) != 3 or min(shape) < 1 or num_classes < 2 or size < 2 * num_classes:
+    bad_shape = len(shape) != 3 or min(shape) < 1
+    if bad_shape or num_classes < 2 or size < 2 * num_classes:
+        field = "synthetic_shape" if bad_shape else "synthetic_classes"
         raise DatasetError(
             f"synthetic needs a (C, H, W) shape, at least 2 classes and 2 images per class; "
-            f"got shape {tuple(shape)}, {num_classes} classes, {size} images"
+            f"got shape {tuple(shape)}, {num_classes} classes, {size} images",
+            field if bad_shape or num_classes < 2 else "synthetic_size",
         )
+    check_synthetic_memory(shape, size)
     channels, height, width = (int(s) for s in shape)
     generator = torch.Generator().manual_seed(seed)
     coarse = torch.rand(
@@ -238,6 +260,40 @@ def _synthetic(shape: Sequence[int], num_classes: int, size: int, seed: int) -> 
     noise = torch.randn(size, channels, height, width, generator=generator)
     images = (0.2 + 0.6 * templates[labels] + 0.15 * noise).clamp_(0.0, 1.0)
     return TensorData(images.mul_(255.0).round_().to(torch.uint8), labels)
+
+
+def check_synthetic_memory(shape: Sequence[int], size: int) -> None:
+    """Refuse, before allocating, a synthetic dataset whose generation would take more than
+    :data:`SYNTHETIC_MEMORY_LIMIT` or half the available memory."""
+    need = size * math.prod(int(s) for s in shape) * SYNTHETIC_BYTES_PER_PIXEL
+    available = available_memory()
+    limit = min(SYNTHETIC_MEMORY_LIMIT, available // 2) if available else SYNTHETIC_MEMORY_LIMIT
+    if need > limit:
+        raise DatasetError(
+            f"{size} synthetic images of {list(shape)} need about {_gb(need)} of memory to "
+            f"generate, more than the {_gb(limit)} allowed; make synthetic_size or "
+            "synthetic_shape smaller",
+            "synthetic_size",
+        )
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (Linux: MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.1f} GB"
 
 
 def prepare(

@@ -9,10 +9,22 @@ import torch
 from torch import nn
 
 from nasblocks.train.config import TrainConfig
+from nasblocks.train.hardware import TrainingError
+
+
+def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters training updates; a model without any cannot be trained."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise TrainingError(
+            "the network has no trainable parameters (no conv, linear or norm layer): "
+            "nothing to train"
+        )
+    return params
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = trainable_parameters(model)
     if config.optimizer == "adamw":
         return torch.optim.AdamW(
             params, lr=config.lr, betas=(config.momentum, 0.999), weight_decay=config.weight_decay

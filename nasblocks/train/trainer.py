@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from nasblocks.files import write_atomic
 from nasblocks.train.augment import BatchAugment
 from nasblocks.train.batches import TrainBatches, eval_batches
 from nasblocks.train.config import AugmentConfig, TrainConfig
@@ -168,7 +169,8 @@ def train_one(
     """Fit, evaluate on the test split, write ``metrics.json`` and ``weights.pt`` to ``out_dir``.
 
     ``weights.pt`` is the CPU ``state_dict``; ``metrics.json`` holds the dataset name, the
-    config and the :class:`TrainResult` fields.
+    config and the :class:`TrainResult` fields. Both are written atomically; a file that cannot
+    be written raises :class:`~nasblocks.files.OutputError`.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -176,15 +178,14 @@ def train_one(
     result = fit(model, dataset, config, report)
     test = evaluate(model, dataset, config, split="test")
     result = result.model_copy(update={"test_acc": test["acc"], "test_loss": test["loss"]})
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, out / "weights.pt")
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    write_atomic(out / "weights.pt", lambda tmp: torch.save(state, tmp))
     metrics = {
         "dataset": dataset.name,
         "config": config.model_dump(mode="json"),
         **result.model_dump(mode="json"),
     }
-    tmp = out / "metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    tmp.replace(out / "metrics.json")
+    write_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return result
 
 

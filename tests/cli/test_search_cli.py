@@ -67,13 +67,13 @@ def test_bad_spaces_are_one_located_line_and_exit_2(tmp_path, capsys, text, wher
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--trials", "0"], "search.budget.trials: Input should be greater than or equal to 1"),
+        (["--trials", "0"], "--trials: Input should be greater than or equal to 1 (got 0)"),
         (["--set", "stages.widths"], "--set expects PATH=VALUE"),
         (
             ["--set", "search.budget.epochs=many"],
-            "search.budget.epochs: Input should be a valid integer",
+            "--set search.budget.epochs=many: Input should be a valid integer",
         ),
-        (["--dataset", "cifar11"], "unknown dataset 'cifar11' (did you mean 'cifar10'?)"),
+        (["--dataset", "cifar11"], "--dataset: unknown dataset 'cifar11' (did you mean 'cifar1"),
         (["--storage", "nosuchdb://x"], "cannot open storage 'nosuchdb://x'"),
         (["--set", "search.train.lr=-1"], "Input should be greater than 0"),
     ],

@@ -26,7 +26,9 @@ ONE_EPOCH = {"search.budget.epochs": 1}  # on conftest's TINY space
 
 # Worker processes start from this file (spawn runs it as __mp_main__), so they train with the
 # fake too: EPOCHS epochs of EPOCH_S seconds, recording the process's torch threads (or, with
-# FAIL set, an error).
+# FAIL set, an error). With HOLD set, every trial waits after its first epoch for as long as
+# the file HOLD names exists: a test kills a worker while its trial is certainly running,
+# however slow the machine.
 RUNNER = """
 import os, sys, time
 import nasblocks.search.engine as engine
@@ -40,6 +42,8 @@ def slow(spec, config, data, report=None, *, keep_weights=True):
     for epoch in range(1, epochs + 1):
         time.sleep(float(os.environ["EPOCH_S"]))
         report(epoch, {"val_acc": config.lr, "train_loss": 1.0})
+        while os.environ.get("HOLD") and os.path.exists(os.environ["HOLD"]):
+            time.sleep(0.05)
     metrics = {"val_acc": config.lr, "epochs": float(epochs), "duration_s": 0.0,
                "threads": float(torch.get_num_threads())}
     return TrialOutcome(metrics, False, None, None)
@@ -154,13 +158,27 @@ def runner(tmp_path):
 
 def test_a_killed_worker_is_replaced_and_its_trial_retried(runner, space_file, tmp_path):
     out = tmp_path / "out"
+    hold = tmp_path / "hold"
+    hold.touch()
     proc = start(
-        runner, space_file, out, "--workers", "2", "--trials", "4", EPOCHS="4", EPOCH_S="0.4"
+        runner,
+        space_file,
+        out,
+        "--workers",
+        "2",
+        "--trials",
+        "4",
+        EPOCHS="2",
+        EPOCH_S="0.1",
+        HOLD=str(hold),
     )
     try:
         victim = wait_for(proc, lambda: running_with_epochs(sqlite(out)), "a running trial")[0]
-        os.kill(int(victim.user_attrs["worker"].rpartition(":")[2]), signal.SIGKILL)
-        assert proc.wait(120) == 0, proc.stderr.read().decode()
+        pid = int(victim.user_attrs["worker"].rpartition(":")[2])
+        os.kill(pid, signal.SIGKILL)  # its trial waits on `hold`: it is still running
+        wait_for(proc, lambda: not alive(pid), "the killed worker to be gone")
+        hold.unlink()
+        assert proc.wait(240) == 0, proc.stderr.read().decode()
     finally:
         if proc.poll() is None:
             proc.kill()
