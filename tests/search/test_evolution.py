@@ -7,7 +7,12 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import create_trial
 
-from nasblocks.search.evolution import MUTATED_KEY, PARENT_KEY, RegularizedEvolutionSampler
+from nasblocks.search.evolution import (
+    MUTATED_KEY,
+    PARENT_KEY,
+    STARTUP_KEY,
+    RegularizedEvolutionSampler,
+)
 
 DISTS = {
     "block": CategoricalDistribution(["basic", "bottleneck", "se"]),
@@ -112,3 +117,99 @@ def test_bad_sizes_are_refused():
         RegularizedEvolutionSampler(population_size=1)
     with pytest.raises(ValueError):
         RegularizedEvolutionSampler(population_size=3, tournament_size=4)
+
+
+# Start-up phase and no repeats.
+
+OPS = ["a", "b", "c", "d", "e"]
+
+
+def cell(trial):
+    return tuple(sorted(trial.params.items()))
+
+
+def small_objective(trial):
+    return float(sum(OPS.index(trial.suggest_categorical(n, OPS[:3])) for n in "xy"))
+
+
+def test_startup_trials_default_to_the_population_size_and_are_marked():
+    study = optuna.create_study(direction="maximize", sampler=RegularizedEvolutionSampler(4, 2))
+    study.optimize(small_objective, n_trials=6)
+    assert [STARTUP_KEY in t.system_attrs for t in study.trials] == [True] * 4 + [False] * 2
+    assert all(PARENT_KEY in t.system_attrs for t in study.trials[4:])
+
+
+def test_fewer_startup_trials_evolve_a_partial_population():
+    sampler = RegularizedEvolutionSampler(10, 3, seed=0, n_startup_trials=2)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(small_objective, n_trials=3)
+    assert study.trials[2].system_attrs[PARENT_KEY] in (0, 1)
+
+
+def test_balanced_startup_uses_every_choice_equally_often():
+    def objective(trial):
+        trial.suggest_int("width", 0, 999)
+        return float(OPS.index(trial.suggest_categorical("op", OPS)))
+
+    sampler = RegularizedEvolutionSampler(10, 3, seed=0, startup="balanced")
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(objective, n_trials=10)  # trial 0 is random (no distribution known yet)
+    ops = [t.params["op"] for t in study.trials]
+    counts = sorted(ops.count(o) for o in OPS)
+    assert counts == [2, 2, 2, 2, 2]
+    strata = {t.params["width"] // 100 for t in study.trials}
+    assert len(strata) == 10  # one width in each tenth of the range
+
+
+def test_children_never_repeat_a_trial_while_unseen_cells_remain():
+    sampler = RegularizedEvolutionSampler(2, 2, seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(small_objective, n_trials=9)  # 3 x 3 cells: all of them
+    assert len({cell(t) for t in study.trials}) == 9
+
+
+def test_running_children_are_not_proposed_twice():
+    study = study_with([0.5, 0.9, 0.6, 0.7])  # trial 1 always wins
+    other = optuna.load_study(
+        study_name=study.study_name,
+        storage=study._storage,
+        sampler=RegularizedEvolutionSampler(4, 4, seed=0),
+    )
+    children = [ask(s) for s in [study, other] * 3]  # all RUNNING at once
+    assert len({cell(c) for c in children}) == 6
+    assert all(c.system_attrs[PARENT_KEY] == 1 for c in children)
+
+
+def test_when_every_mutation_repeats_a_trial_an_unseen_cell_is_drawn():
+    sampler = RegularizedEvolutionSampler(2, 2, seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    dists = {n: CategoricalDistribution(OPS[:3]) for n in "xy"}
+    # trial 0 and all four of its neighbours, and trial 1's four: (c, c) is the only one left
+    seen = [
+        ("a", "a"),
+        ("b", "a"),
+        ("c", "a"),
+        ("a", "b"),
+        ("a", "c"),
+        ("b", "b"),
+        ("c", "b"),
+        ("b", "c"),
+    ]
+    for i, (x, y) in enumerate(seen):
+        value = 1.0 if i in (0, 5) else 0.0
+        study.add_trial(create_trial(params={"x": x, "y": y}, distributions=dists, value=value))
+    # the population is the two latest completed trials, (c, b) and (b, c): their
+    # neighbours include (c, c), so mutation finds it
+    study.optimize(small_objective, n_trials=1)
+    assert cell(study.trials[-1]) == (("x", "c"), ("y", "c"))
+    study.optimize(small_objective, n_trials=1)  # nothing unseen left: a repeat is accepted
+    last = study.trials[-1]
+    assert len(study.trials) == 10 and cell(last) in {cell(t) for t in study.trials[:-1]}
+    assert PARENT_KEY not in last.system_attrs and STARTUP_KEY not in last.system_attrs
+
+
+def test_bad_startup_is_refused():
+    with pytest.raises(ValueError, match="startup"):
+        RegularizedEvolutionSampler(startup="lhs")
+    with pytest.raises(ValueError):
+        RegularizedEvolutionSampler(n_startup_trials=-1)
