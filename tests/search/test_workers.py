@@ -138,6 +138,9 @@ def kill_when(proc, condition, what: str):
 
 def running_with_epochs(url: str, study_name: str = "space") -> list[optuna.trial.FrozenTrial]:
     """The trials running in some worker that has reported an epoch."""
+    folder = Path(url.removeprefix("sqlite:///")).parent
+    if url.startswith("sqlite:///") and not (folder / "run.json").exists():
+        return []  # the search is still creating its study: opening it now would race
     try:
         study = optuna.load_study(study_name=study_name, storage=url)
     except Exception:  # not created yet
