@@ -38,3 +38,32 @@ def _torch_threads():
     except ImportError:  # pragma: no cover
         pass
     yield
+
+
+TINY_SPACE = """
+name: tiny
+stem: {out_channels: 4, kernel_size: 3, stride: 1, pool: none}
+stages:
+  block: basic
+  layers: [1]
+  widths: [{choice: [4, 8]}]
+search:
+  data: {dataset: synthetic, synthetic_size: 240, synthetic_shape: [1, 8, 8],
+         synthetic_classes: 4}
+  train: {batch_size: 32, lr: {float: [0.05, 0.2], log: true}, max_train_batches: 3,
+          device: cpu}
+  budget: {trials: TRIALS, epochs: EPOCHS}
+  sampler: random
+  pruner: none
+"""
+
+
+def _tiny_space(trials: int = 3, epochs: int = 2) -> str:
+    return TINY_SPACE.lstrip().replace("TRIALS", str(trials)).replace("EPOCHS", str(epochs))
+
+
+@pytest.fixture(scope="session")
+def tiny_space():
+    """``tiny_space(trials=3, epochs=2)`` -> the text of the tiny search space every search
+    test runs: synthetic 1x8x8 images, a one-block net, a width choice and the lr searched."""
+    return _tiny_space

@@ -28,18 +28,24 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from nasblocks.search.candidate import complete_spec
-from nasblocks.search.candidate import DataInfo
+from nasblocks.search.candidate import DataInfo, complete_spec
+from nasblocks.search.trial import build_model
 from nasblocks.space import RandomSource, load_space
 from nasblocks.spec import load_spec
 from nasblocks.train import TrainConfig
 from nasblocks.train.data import DatasetSplits, TensorData, load_dataset, stratified_split
 from nasblocks.train.trainer import fit
-from nasblocks.search.trial import build_model
 
 
-def _splits(name: str, images: torch.Tensor, labels: torch.Tensor, test: float, val: float,
-            per_class: int | None, seed: int = 0) -> DatasetSplits:
+def _splits(
+    name: str,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    test: float,
+    val: float,
+    per_class: int | None,
+    seed: int = 0,
+) -> DatasetSplits:
     pool = TensorData(images, labels)
     rest, held = stratified_split(pool.labels, test, seed)
     pool, test_split = pool.subset(rest), pool.subset(held)
@@ -48,8 +54,15 @@ def _splits(name: str, images: torch.Tensor, labels: torch.Tensor, test: float, 
     if per_class is not None:
         keep = torch.cat([(train.labels == c).nonzero().flatten()[:per_class] for c in range(10)])
         train = train.subset(keep.sort().values)
-    return DatasetSplits(name, train, pool.subset(val_idx), test_split, 10,
-                         tuple(images.shape[1:]), tuple(str(i) for i in range(10)))
+    return DatasetSplits(
+        name,
+        train,
+        pool.subset(val_idx),
+        test_split,
+        10,
+        tuple(images.shape[1:]),
+        tuple(str(i) for i in range(10)),
+    )
 
 
 def _digits_small(per_class: int) -> Callable[[], DatasetSplits]:
@@ -101,10 +114,14 @@ def main() -> None:
     torch.set_num_threads(1)
     space = load_space(args.space)
     print(f"# Ranking power of candidate main tasks ({args.space})\n")
-    print(f"{args.archs} random architectures, lr {args.lr} fixed, batch 64, SGD cosine, "
-          "trained with seeds 0 and 1; torch threads 1.\n")
-    print("| task | train / val | epochs | val acc p10 / median / p90 | >= 0.97 | "
-          "Spearman seed 0 vs 1 | s / trial |")
+    print(
+        f"{args.archs} random architectures, lr {args.lr} fixed, batch 64, SGD cosine, "
+        "trained with seeds 0 and 1; torch threads 1.\n"
+    )
+    print(
+        "| task | train / val | epochs | val acc p10 / median / p90 | >= 0.97 | "
+        "Spearman seed 0 vs 1 | s / trial |"
+    )
     print("|---|---|---|---|---|---|---|")
     for task in args.tasks:
         make, size, epochs = TASKS[task]
@@ -126,8 +143,15 @@ def main() -> None:
                 continue
             drawn += 1
             for seed in (0, 1):
-                config = TrainConfig(epochs=epochs, batch_size=64, lr=args.lr, seed=seed,
-                                     weight_decay=5e-4, schedule="cosine", device="cpu")
+                config = TrainConfig(
+                    epochs=epochs,
+                    batch_size=64,
+                    lr=args.lr,
+                    seed=seed,
+                    weight_decay=5e-4,
+                    schedule="cosine",
+                    device="cpu",
+                )
                 start = time.perf_counter()
                 model = build_model(spec, seed)
                 result = fit(model, splits, config)
@@ -137,9 +161,12 @@ def main() -> None:
         q = statistics.quantiles(a, n=10)
         sizes = f"{len(splits.train)} / {len(splits.val)}"
         high = sum(x >= 0.97 for x in a) / len(a)
-        print(f"| {task} | {sizes} | {epochs} | {q[0]:.3f} / {statistics.median(a):.3f} / "
-              f"{q[-1]:.3f} | {high:.0%} | {spearman(a, accs[1]):.2f} | "
-              f"{statistics.mean(times):.1f} |", flush=True)
+        print(
+            f"| {task} | {sizes} | {epochs} | {q[0]:.3f} / {statistics.median(a):.3f} / "
+            f"{q[-1]:.3f} | {high:.0%} | {spearman(a, accs[1]):.2f} | "
+            f"{statistics.mean(times):.1f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -32,24 +32,21 @@ import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
-import numpy as np
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
     FloatDistribution,
     IntDistribution,
 )
-from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from nasblocks.search.neighbourhood import (
-    PLAN_KEY,
     Params,
+    PlanningSampler,
     Visited,
     balanced_plan,
     cardinality,
-    contains,
     known_distributions,
     planned,
     random_plan,
@@ -64,7 +61,7 @@ Startup = Literal["random", "balanced"]
 _RETOURNAMENT = 10  # failed mutations of one parent before a new tournament
 
 
-class RegularizedEvolutionSampler(BaseSampler):
+class RegularizedEvolutionSampler(PlanningSampler):
     """Aging evolution: tournament selection, one-parameter mutation, oldest member dies."""
 
     def __init__(
@@ -85,32 +82,12 @@ class RegularizedEvolutionSampler(BaseSampler):
             raise ValueError("n_startup_trials must be at least 0")
         if startup not in ("random", "balanced"):
             raise ValueError(f"startup must be 'random' or 'balanced', not {startup!r}")
-        if max_resample < 1:
-            raise ValueError("max_resample must be at least 1")
         self.population_size = population_size
         self.tournament_size = tournament_size
         self.n_startup_trials = population_size if n_startup_trials is None else n_startup_trials
         self.startup = startup
-        self.max_resample = max_resample
         self._seed = seed
-        self._rng = np.random.RandomState(seed)
-        self._random = RandomSampler(seed=seed)
-        self._plans: dict[int, Params] = {}  # trial id -> planned params (also in storage)
-
-    def reseed_rng(self) -> None:
-        self._rng = np.random.RandomState()
-        self._random.reseed_rng()
-
-    # Optuna's protocol: everything is sampled independently, parameter by parameter.
-    def infer_relative_search_space(
-        self, study: Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        return {}
-
-    def sample_relative(
-        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        return {}
+        super().__init__(seed, max_resample)
 
     def population(self, study: Study) -> list[FrozenTrial]:
         """The ``population_size`` most recently completed trials, oldest first."""
@@ -143,8 +120,7 @@ class RegularizedEvolutionSampler(BaseSampler):
             plan = self._startup_plan(trials, visited)
         if startup:
             set_system_attr(study, trial, STARTUP_KEY, True)
-        self._plans[trial._trial_id] = plan
-        set_system_attr(study, trial, PLAN_KEY, plan)
+        self._set_plan(study, trial, plan)
 
     def _child(
         self,
@@ -184,29 +160,6 @@ class RegularizedEvolutionSampler(BaseSampler):
             if plan not in visited:
                 break
         return plan
-
-    def sample_independent(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
-        plan = self._plans.get(trial._trial_id)
-        if plan is None:
-            plan = trial.system_attrs.get(PLAN_KEY, {})
-        if param_name in plan and contains(param_distribution, plan[param_name]):
-            return plan[param_name]
-        return self._random.sample_independent(study, trial, param_name, param_distribution)
-
-    def after_trial(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        state: TrialState,
-        values: Sequence[float] | None,
-    ) -> None:
-        self._plans.pop(trial._trial_id, None)
 
     def _mutate(self, dist: BaseDistribution, current: Any) -> Any:
         """A value of ``dist`` other than ``current`` (when there is another)."""

@@ -31,19 +31,15 @@ space first reached by a move) are sampled at random. Single-objective only.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-import numpy as np
-from optuna.distributions import BaseDistribution
-from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from nasblocks.search.neighbourhood import (
     PLAN_KEY,
     Params,
+    PlanningSampler,
     Visited,
-    contains,
     known_distributions,
     neighbours,
     random_plan,
@@ -54,7 +50,7 @@ RUN_KEY = "local_search:run"
 CENTER_KEY = "local_search:center"  # the number of the trial this one is a neighbour of
 
 
-class LocalSearchSampler(BaseSampler):
+class LocalSearchSampler(PlanningSampler):
     """Hill climbing over one-parameter moves with random restarts (White et al. 2021)."""
 
     def __init__(
@@ -67,28 +63,9 @@ class LocalSearchSampler(BaseSampler):
     ) -> None:
         if n_startup_trials < 1:
             raise ValueError("n_startup_trials must be at least 1")
-        if max_resample < 1:
-            raise ValueError("max_resample must be at least 1")
         self.n_startup_trials = n_startup_trials
         self.first_improvement = first_improvement
-        self.max_resample = max_resample
-        self._rng = np.random.RandomState(seed)
-        self._random = RandomSampler(seed=seed)
-        self._plans: dict[int, Params] = {}  # trial id -> planned params (also in storage)
-
-    def reseed_rng(self) -> None:
-        self._rng = np.random.RandomState()
-        self._random.reseed_rng()
-
-    def infer_relative_search_space(
-        self, study: Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        return {}
-
-    def sample_relative(
-        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        return {}
+        super().__init__(seed, max_resample)
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         if len(study.directions) != 1:
@@ -187,26 +164,3 @@ class LocalSearchSampler(BaseSampler):
             if plan not in visited:
                 break
         return plan
-
-    def sample_independent(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
-        plan = self._plans.get(trial._trial_id)
-        if plan is None:
-            plan = trial.system_attrs.get(PLAN_KEY, {})
-        if param_name in plan and contains(param_distribution, plan[param_name]):
-            return plan[param_name]
-        return self._random.sample_independent(study, trial, param_name, param_distribution)
-
-    def after_trial(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        state: TrialState,
-        values: Sequence[float] | None,
-    ) -> None:
-        self._plans.pop(trial._trial_id, None)

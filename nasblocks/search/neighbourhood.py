@@ -27,6 +27,7 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
+from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
@@ -264,3 +265,59 @@ def _grid(dist: BaseDistribution, limit: int) -> list[Any] | None:
         return [dist.low]
     n = int(round((dist.high - dist.low) / dist.step))
     return [min(dist.low + i * dist.step, dist.high) for i in range(n + 1)]
+
+
+class PlanningSampler(BaseSampler):
+    """Base of the NAS samplers: ``before_trial`` decides a plan (subclasses), every
+    ``suggest_*`` answers from it, and a parameter the plan does not cover (a branch of a
+    conditional choice it did not know) is drawn at random."""
+
+    def __init__(self, seed: int | None, max_resample: int) -> None:
+        if max_resample < 1:
+            raise ValueError("max_resample must be at least 1")
+        self.max_resample = max_resample
+        self._rng = np.random.RandomState(seed)
+        self._random = RandomSampler(seed=seed)
+        self._plans: dict[int, Params] = {}  # trial id -> planned params (also in storage)
+
+    def reseed_rng(self) -> None:
+        self._rng = np.random.RandomState()
+        self._random.reseed_rng()
+
+    # Optuna's protocol: everything is sampled independently, parameter by parameter.
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return {}
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return {}
+
+    def _set_plan(self, study: Study, trial: FrozenTrial, plan: Params) -> None:
+        self._plans[trial._trial_id] = plan
+        set_system_attr(study, trial, PLAN_KEY, plan)
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        plan = self._plans.get(trial._trial_id)
+        if plan is None:
+            plan = trial.system_attrs.get(PLAN_KEY, {})
+        if param_name in plan and contains(param_distribution, plan[param_name]):
+            return plan[param_name]
+        return self._random.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self._plans.pop(trial._trial_id, None)

@@ -5,33 +5,16 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
 from nasblocks.cli.main import main
 
-TINY = """
-name: tiny
-stem: {out_channels: 4, kernel_size: 3, stride: 1, pool: none}
-stages:
-  block: basic
-  layers: [1]
-  widths: [{choice: [4, 8]}]
-search:
-  data: {dataset: synthetic, synthetic_size: 240, synthetic_shape: [1, 8, 8],
-         synthetic_classes: 4}
-  train: {batch_size: 32, lr: {float: [0.05, 0.2], log: true}, max_train_batches: 3}
-  budget: {trials: 2, epochs: 1}
-  sampler: random
-  pruner: none
-"""
-
 
 @pytest.fixture
-def tiny(tmp_path):
+def tiny(tmp_path, tiny_space):
     path = tmp_path / "tiny.yaml"
-    path.write_text(textwrap.dedent(TINY).lstrip())
+    path.write_text(tiny_space(trials=2, epochs=1))
     return path
 
 

@@ -9,29 +9,11 @@ a study starts leaves nothing on disk (no OUT, no study.db), and an existing fol
 from __future__ import annotations
 
 import shutil
-import textwrap
 import time
 
 import pytest
 
 from nasblocks.cli.main import main
-
-TINY = """
-name: tiny
-stem: {out_channels: 4, kernel_size: 3, stride: 1, pool: none}
-stages:
-  block: basic
-  layers: [1]
-  widths: [{choice: [4, 8]}]
-search:
-  data: {dataset: synthetic, synthetic_size: 240, synthetic_shape: [1, 8, 8],
-         synthetic_classes: 4}
-  train: {batch_size: 32, lr: {float: [0.05, 0.2], log: true}, max_train_batches: 3,
-          device: cpu}
-  budget: {trials: 1, epochs: 1}
-  sampler: random
-  pruner: none
-"""
 
 SECONDS = 10  # per case, generous for a busy 2-core machine (they take well under one)
 
@@ -54,9 +36,9 @@ def fails_in_one_line(argv: list[str], capsys) -> str:
 
 
 @pytest.fixture
-def tiny(tmp_path):
+def tiny(tmp_path, tiny_space):
     path = tmp_path / "tiny.yaml"
-    path.write_text(textwrap.dedent(TINY).lstrip())
+    path.write_text(tiny_space(trials=1, epochs=1))
     return path
 
 
@@ -234,11 +216,11 @@ def test_an_out_that_is_a_file(tiny, tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def finished_folder(tmp_path_factory):
+def finished_folder(tmp_path_factory, tiny_space):
     """One finished 1-trial search (real, tiny), copied by each test that spoils it."""
     base = tmp_path_factory.mktemp("finished")
     space = base / "tiny.yaml"
-    space.write_text(textwrap.dedent(TINY).lstrip())
+    space.write_text(tiny_space(trials=1, epochs=1))
     assert main(["search", str(space), "--out", str(base / "out"), "-q"]) == 0
     return space, base / "out"
 

@@ -6,39 +6,22 @@ import textwrap
 
 import pytest
 
-TINY = """
-name: tiny
-stem: {out_channels: 4, kernel_size: 3, stride: 1, pool: none}
-stages:
-  block: basic
-  layers: [1]
-  widths: [{choice: [4, 8]}]
-search:
-  data: {dataset: synthetic, synthetic_size: 240, synthetic_shape: [1, 8, 8],
-         synthetic_classes: 4}
-  train: {batch_size: 32, lr: {float: [0.05, 0.2], log: true}, max_train_batches: 3,
-          device: cpu}
-  budget: {trials: 3, epochs: 2}
-  sampler: random
-  pruner: none
-"""
-
 
 @pytest.fixture(scope="module")
-def tiny_search_file(tmp_path_factory):
-    """TINY written to a fresh folder, for module-scoped searches."""
+def tiny_search_file(tmp_path_factory, tiny_space):
+    """The tiny space written to a fresh folder, for module-scoped searches."""
     path = tmp_path_factory.mktemp("search") / "tiny.yaml"
-    path.write_text(textwrap.dedent(TINY).lstrip())
+    path.write_text(tiny_space())
     return path
 
 
 @pytest.fixture
-def write_space(tmp_path):
-    """``write_space(text=TINY, **overrides)`` -> path of a space file in tmp_path."""
+def write_space(tmp_path, tiny_space):
+    """``write_space(text=the tiny space, name=...)`` -> path of a space file in tmp_path."""
 
-    def write(text: str = TINY, name: str = "space.yaml"):
+    def write(text: str | None = None, name: str = "space.yaml"):
         path = tmp_path / name
-        path.write_text(textwrap.dedent(text).lstrip())
+        path.write_text(textwrap.dedent(text).lstrip() if text else tiny_space())
         return path
 
     return write
