@@ -63,7 +63,7 @@ def _tiny_space(trials: int = 3, epochs: int = 2) -> str:
 
 
 @pytest.fixture(scope="session")
-def tiny_space():
-    """``tiny_space(trials=3, epochs=2)`` -> the text of the tiny search space every search
+def tiny_space_text():
+    """``tiny_space_text(trials=3, epochs=2)`` -> the text of the tiny search space every search
     test runs: synthetic 1x8x8 images, a one-block net, a width choice and the lr searched."""
     return _tiny_space

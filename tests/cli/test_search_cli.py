@@ -12,9 +12,9 @@ from nasblocks.cli.main import main
 
 
 @pytest.fixture
-def tiny(tmp_path, tiny_space):
+def tiny(tmp_path, tiny_space_text):
     path = tmp_path / "tiny.yaml"
-    path.write_text(tiny_space(trials=2, epochs=1))
+    path.write_text(tiny_space_text(trials=2, epochs=1))
     return path
 
 

@@ -36,9 +36,9 @@ def fails_in_one_line(argv: list[str], capsys) -> str:
 
 
 @pytest.fixture
-def tiny(tmp_path, tiny_space):
+def tiny(tmp_path, tiny_space_text):
     path = tmp_path / "tiny.yaml"
-    path.write_text(tiny_space(trials=1, epochs=1))
+    path.write_text(tiny_space_text(trials=1, epochs=1))
     return path
 
 
@@ -216,11 +216,11 @@ def test_an_out_that_is_a_file(tiny, tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def finished_folder(tmp_path_factory, tiny_space):
+def finished_folder(tmp_path_factory, tiny_space_text):
     """One finished 1-trial search (real, tiny), copied by each test that spoils it."""
     base = tmp_path_factory.mktemp("finished")
     space = base / "tiny.yaml"
-    space.write_text(tiny_space(trials=1, epochs=1))
+    space.write_text(tiny_space_text(trials=1, epochs=1))
     assert main(["search", str(space), "--out", str(base / "out"), "-q"]) == 0
     return space, base / "out"
 

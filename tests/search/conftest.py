@@ -8,20 +8,20 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def tiny_search_file(tmp_path_factory, tiny_space):
+def tiny_search_file(tmp_path_factory, tiny_space_text):
     """The tiny space written to a fresh folder, for module-scoped searches."""
     path = tmp_path_factory.mktemp("search") / "tiny.yaml"
-    path.write_text(tiny_space())
+    path.write_text(tiny_space_text())
     return path
 
 
 @pytest.fixture
-def write_space(tmp_path, tiny_space):
+def write_space(tmp_path, tiny_space_text):
     """``write_space(text=the tiny space, name=...)`` -> path of a space file in tmp_path."""
 
     def write(text: str | None = None, name: str = "space.yaml"):
         path = tmp_path / name
-        path.write_text(textwrap.dedent(text).lstrip() if text else tiny_space())
+        path.write_text(textwrap.dedent(text).lstrip() if text else tiny_space_text())
         return path
 
     return write
