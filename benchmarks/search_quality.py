@@ -47,7 +47,9 @@ import optuna
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES = ("edge_1_0", "edge_2_0", "edge_2_1", "edge_3_0", "edge_3_1", "edge_3_2")
 CHECKPOINTS = (10, 25, 50, 100, 200)
-DEFAULT_TABLE = Path("/work/shared/nas_bench_201/cifar10.csv")
+DEFAULT_TABLE = (
+    Path(__file__).resolve().parents[1] / "search_spaces" / "tables" / "nas_bench_201_cifar10.csv"
+)
 LANDSCAPES = ("table", "permuted", "penalised", "pairwise", "iid")
 
 Cell = tuple[str, ...]

@@ -2,6 +2,7 @@
 
 from nasblocks.blocks import (  # noqa: F401  (imported for their registrations)
     attention,
+    cell,
     conv,
     core,
     inception,

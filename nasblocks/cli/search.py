@@ -17,7 +17,7 @@ from nasblocks.cli.main import add_command
 if TYPE_CHECKING:
     from nasblocks.errors import NasBlocksError, SpecError, YamlPath
 
-SAMPLERS = ("tpe", "random", "nsga2", "grid", "evolution")
+SAMPLERS = ("tpe", "random", "nsga2", "grid", "evolution", "local_search")
 PRUNERS = ("none", "median", "successive_halving", "hyperband")
 
 FLAGS = {
@@ -234,7 +234,7 @@ def register(sub) -> None:
     p.add_argument("--max-concurrent", type=int, metavar="K", help="Ray: trials at once")
     p.add_argument("--compile", action="store_true", help="compile each model (torch.compile)")
     p.add_argument("--seed", type=int, metavar="S", help="sampler, split, init and training seed")
-    p.add_argument("--sampler", choices=SAMPLERS, help="default: tpe")
+    p.add_argument("--sampler", choices=SAMPLERS, help="default: the space's, else tpe")
     p.add_argument("--pruner", choices=PRUNERS, help="default: median")
     p.add_argument(
         "--dataset",

@@ -19,6 +19,7 @@ __all__ = [
     "Candidate",
     "DataHandle",
     "Infeasible",
+    "LocalSearchSampler",
     "RegularizedEvolutionSampler",
     "SearchOutcome",
     "TrialOutcome",
@@ -39,6 +40,7 @@ _LAZY = {
     "TrialOutcome": "nasblocks.search.trial",
     "run_trial": "nasblocks.search.trial",
     "RegularizedEvolutionSampler": "nasblocks.search.evolution",
+    "LocalSearchSampler": "nasblocks.search.local_search",
     "SearchOutcome": "nasblocks.search.engine",
     "search": "nasblocks.search.engine",
     "load_study": "nasblocks.search.results",
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
     from nasblocks.search.candidate import Candidate, Infeasible, make_candidate
     from nasblocks.search.engine import SearchOutcome, search
     from nasblocks.search.evolution import RegularizedEvolutionSampler
+    from nasblocks.search.local_search import LocalSearchSampler
     from nasblocks.search.report import write_report
     from nasblocks.search.results import load_study, write_outputs
     from nasblocks.search.trial import DataHandle, TrialOutcome, run_trial

@@ -70,9 +70,11 @@ from nasblocks.search.storage import (  # noqa: F401 (storage_url, open_storage:
 from nasblocks.search.trial import METRICS, DataHandle, run_trial
 from nasblocks.space import FirstSource, RandomSource, SearchSpace, load_space
 from nasblocks.space.nodes import Choice
+from nasblocks.space.space import Sample
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 MAX_FAILS_IN_A_ROW = 5
+MAX_INFEASIBLE_IN_A_ROW = 200  # samples in a row that cannot be evaluated: the space is empty
 
 
 class TrialFailed(SearchError):
@@ -146,14 +148,18 @@ def search(
         raise SearchError(f"the number of workers must be at least 1, got {workers}")
     if not isinstance(space, SearchSpace):
         space = load_space(space, overrides)
+    if space.settings.evaluate is not None and workers > 1:
+        raise SearchError(
+            "a table search runs in one process (a lookup takes microseconds); drop --workers"
+        )
     settings = space.settings
     out = Path(out) if out is not None else Path("experiments") / "runs" / space.name
-    url = storage_url(out, storage or settings.storage)
+    url = storage_url(out, storage or settings.storage, table=settings.evaluate is not None)
     beat = heartbeat_for(url, heartbeat)
     data = DataHandle.from_settings(settings.data, settings.seed)
     info = prepare_run(space, out, url, data, fresh)
     moved = run_folder.move_aside(out, url) if fresh else None
-    if run_folder.sqlite_file(url) is not None:
+    if run_folder.study_file(url) is not None:
         make_folder(out)  # (a server's study is opened first: unreachable, nothing is made)
     exclusive = exclusive and beat is None
     with run_folder.environment_errors(out, url):
@@ -170,7 +176,9 @@ def search(
         show.start(study, data, out, moved)
         with _torch_threads(settings.threads):
             try:
-                if workers == 1 and exclusive:
+                if settings.evaluate is not None:
+                    error = _run_table(study, Objective(space, data, info, out, show), show)
+                elif workers == 1 and exclusive:
                     error = _run_here(study, Objective(space, data, info, out, show), out, show)
                 elif workers == 1:  # other processes may be on the study: share the budget
                     error = _run_shared(study, Objective(space, data, info, out, show), show)
@@ -218,9 +226,62 @@ def prepare_run(
     else:
         run_folder.check_existing(out, space, url, study_name(space))
     make_sampler(space, space.settings.seed)  # e.g. evolution refuses several objectives
+    if space.settings.evaluate is not None:
+        info = table_info(space)
+        check_space(space, info)
+        check_table(space)
+        return info
     info = data_info(space, data)
     check_space(space, info)
     return info
+
+
+def table_info(space: SearchSpace) -> DataInfo:
+    """A table space's input and classes: written in the space (no data is loaded)."""
+    from nasblocks.space.nodes import contains_node
+
+    settings = space.settings
+    if settings.multi_objective:
+        raise space.error(
+            "table evaluation searches the table's metric alone; objectives: [val_acc]",
+            ("search", "objectives"),
+        )
+    limits = settings.constraints
+    if any(v is not None for v in (limits.max_params, limits.max_flops, limits.max_latency_ms)):
+        raise space.error(
+            "constraints measure each network, which table evaluation does not build; "
+            "remove them (or add the cost as a table column and filter the table)",
+            ("search", "constraints"),
+        )
+    template = space.template
+    for key in ("input", "num_classes"):
+        if key not in template or contains_node(template[key]):
+            raise space.error(
+                f"a space evaluated from a table sets `{key}` (no dataset is loaded)", (key,)
+            )
+    c, h, w = template["input"]
+    return DataInfo((c, h, w), template["num_classes"])
+
+
+def check_table(space: SearchSpace) -> None:
+    """The table exists and has the columns; the key names nodes; the first sample is in it."""
+    from nasblocks.search import table as tables
+
+    evaluate = space.settings.evaluate
+    assert evaluate is not None
+    try:
+        tables.check_key(evaluate.key, [n.name for n in space.nodes])
+    except SpecError as e:
+        raise space.locate(e) from None
+    try:
+        table = tables.load_table(
+            tables.resolve_table_path(evaluate.table, space.file),
+            evaluate.metric,
+            evaluate.key_column,
+        )
+        table.score(tables.make_key(evaluate.key, space.sample(FirstSource()).params))
+    except tables.TableError as e:
+        raise space.error(str(e), ("search", "evaluate")) from None
 
 
 def data_info(space: SearchSpace, data: DataHandle) -> DataInfo:
@@ -261,6 +322,53 @@ def _run_here(study: optuna.Study, objective: Objective, out: Path, show: Progre
     return stopper.error
 
 
+TABLE_FLUSH = 50  # table trials written to the study's storage in batches of this many
+
+
+def _run_table(study: optuna.Study, objective: Objective, show: Progress) -> str | None:
+    """Table trials: looked up in microseconds, while one storage round trip takes about a
+    millisecond and a trial makes a dozen. So they run on an in-memory copy of the study
+    (Optuna's InMemoryStorage, same sampler) and are added to the real storage with
+    ``Study.add_trials`` in batches: every :data:`TABLE_FLUSH` trials and when the search
+    ends, fails or is interrupted. A killed table search loses at most one batch, which the
+    next run evaluates again (a lookup is deterministic)."""
+    budget = objective.settings.budget
+    stopper = _Stopper(budget.trials)
+    done = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.FAIL))
+    with _quiet_optuna():
+        memory = optuna.create_study(
+            directions=[d.name.lower() for d in study.directions],
+            sampler=study.sampler,
+            pruner=optuna.pruners.NopPruner(),
+        )
+        memory.add_trials(done)
+    pending: list[FrozenTrial] = []
+
+    def flush() -> None:
+        if pending:
+            study.add_trials(pending)
+            pending.clear()
+
+    def keep(_: optuna.Study, trial: FrozenTrial) -> None:
+        pending.append(trial)
+        if len(pending) >= TABLE_FLUSH:
+            flush()
+
+    try:
+        if count_finished(memory) < budget.trials:
+            with _quiet_optuna():
+                memory.optimize(
+                    objective,
+                    timeout=budget.timeout,
+                    callbacks=[keep, stopper, show],
+                    catch=(TrialFailed,),
+                )
+    finally:
+        with _quiet_optuna():
+            flush()
+    return stopper.error
+
+
 def _run_shared(study: optuna.Study, objective: Objective, show: Progress) -> str | None:
     """Like :func:`_run_here`, admitting each trial as worker processes do."""
     from nasblocks.search.workers import LOCK_FILE, trial_loop
@@ -281,8 +389,14 @@ def _run_shared(study: optuna.Study, objective: Objective, show: Progress) -> st
 
 
 def count_finished(study: optuna.Study) -> int:
-    """Trials that count towards the budget (complete or pruned, infeasible ones included)."""
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+    """Trials that count towards the budget: evaluated ones (complete or pruned); samples
+    found infeasible before training are recorded (PRUNED) but do not count."""
+    return sum(counts(t) for t in study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def counts(trial: FrozenTrial) -> bool:
+    """Whether a trial counts towards the budget (see :func:`count_finished`)."""
+    return trial.state in FINISHED and "infeasible" not in trial.user_attrs
 
 
 # -- before the first trial -------------------------------------------------------------------
@@ -332,7 +446,7 @@ def open_study(
     resumed study does not replay the draws of its first run (``seed`` replaces the space's:
     each worker process draws differently)."""
     settings = space.settings
-    url = storage_url(out, storage or settings.storage)
+    url = storage_url(out, storage or settings.storage, table=settings.evaluate is not None)
     name = study_name(space)
     objectives = settings.directions()
     directions = [d for _, d in objectives]
@@ -356,6 +470,9 @@ def open_study(
         study.set_user_attr("objectives", wanted)
         study.set_user_attr("space", space.file or space.name)
         study.set_user_attr("dataset", settings.data.dataset)
+        if settings.evaluate is not None:
+            study.set_user_attr("score", settings.evaluate.metric)
+            study.set_user_attr("table", settings.evaluate.table)
     seed = (settings.seed if seed is None else seed) + len(study.get_trials(deepcopy=False))
     seed %= 2**32  # numpy's range, which Optuna's samplers seed
     study.sampler = make_sampler(space, seed)
@@ -392,12 +509,24 @@ class Objective:
         self.objectives = self.settings.directions()
         self.progress = progress
         self.on_start = on_start
+        self.table = None
+        if self.settings.evaluate is not None:
+            from nasblocks.search import table as tables
+
+            e = self.settings.evaluate
+            path = tables.resolve_table_path(e.table, space.file)
+            self.table = tables.load_table(path, e.metric, e.key_column)
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
+        from nasblocks.search.table import TableError
+
         try:
             return self._run(trial)
         except (optuna.TrialPruned, TrialFailed):
             raise
+        except TableError as e:  # the space and the table disagree: no result is honest
+            trial.set_user_attr("error", str(e))
+            raise SearchError(str(e)) from None
         except KeyboardInterrupt:
             trial.set_user_attr("interrupted", True)
             raise
@@ -419,6 +548,8 @@ class Objective:
         if self.progress is not None:
             self.progress.trial_started(trial.number)
         sample = self.space.sample(OptunaSource(trial))
+        if self.table is not None:
+            return self._look_up(trial, sample)
         trial.set_user_attr("spec", complete_spec(sample.spec, self.info, self.settings))
         try:
             cand = make_candidate(sample, self.settings, self.info)
@@ -457,6 +588,19 @@ class Objective:
             path = results.save_weights(self.out, trial.study.study_name, trial.number, weights)
             trial.set_user_attr("weights", path)
         return values[0] if len(values) == 1 else values
+
+    def _look_up(self, trial: optuna.Trial, sample: Sample) -> float:
+        """Table evaluation: the metric of the sample's row (no network is built)."""
+        from nasblocks.search.table import make_key
+
+        assert self.table is not None and self.settings.evaluate is not None
+        key = make_key(self.settings.evaluate.key, sample.params)
+        value = self.table.score(key)
+        trial.set_user_attr("spec", complete_spec(sample.spec, self.info, self.settings))
+        trial.set_user_attr("table_key", key)
+        trial.set_user_attr("metric", self.table.metric)
+        trial.set_user_attr("val_acc", value)  # the search's score, whatever it measures
+        return value
 
     def _reporter(
         self, trial: optuna.Trial, epochs: int
@@ -530,15 +674,25 @@ class _Stopper:
     def __init__(self, target: int) -> None:
         self.target = target
         self.fails = 0
+        self.infeasible = 0
         self.error: str | None = None
 
     def count(self, trial: FrozenTrial) -> str | None:
-        """Count one ended trial; the reason to stop when too many failed in a row."""
+        """Count one ended trial; the reason to stop when too many failed in a row, or when
+        the space has yielded nothing that can be evaluated for a long while."""
         self.fails = self.fails + 1 if trial.state == TrialState.FAIL else 0
+        reason = trial.user_attrs.get("infeasible")
+        self.infeasible = self.infeasible + 1 if reason is not None else 0
         if self.fails >= MAX_FAILS_IN_A_ROW:
             self.error = (
                 f"{self.fails} trials in a row failed; the last one: "
                 f"{trial.user_attrs.get('error', 'unknown error')}"
+            )
+        elif self.infeasible >= MAX_INFEASIBLE_IN_A_ROW:
+            self.error = (
+                f"{self.infeasible} samples in a row were infeasible (the last: {reason}); "
+                "the space yields nothing that can be evaluated: loosen the constraints or "
+                "fix the space"
             )
         return self.error
 

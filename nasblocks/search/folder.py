@@ -128,7 +128,7 @@ def check_existing(out: Path, space: SearchSpace, url: str, study_name: str) -> 
         if isinstance(stored, dict) and stored.get("hash") != fingerprint(space)["hash"]:
             changed = _changed(stored, fingerprint(space))
             raise _refuse(out, f"the study {study_name!r} of another space ({changed})")
-    db = sqlite_file(url)
+    db = study_file(url)
     if db is not None and db.exists():
         check_database(db, out)
         names = _study_names(db, out) if is_inside(db, out) else []
@@ -138,7 +138,20 @@ def check_existing(out: Path, space: SearchSpace, url: str, study_name: str) -> 
 
 
 def _study_names(db: Path, out: Path) -> list[str]:
-    """The studies in a SQLite file, read without writing (none when it has no tables yet)."""
+    """The studies in a SQLite or journal file, read without writing (none when it has no
+    tables yet)."""
+    if db.suffix == JOURNAL_SUFFIX:
+        import optuna
+
+        from nasblocks.search.storage import journal_storage
+
+        try:
+            return list(optuna.get_all_study_names(journal_storage(db)))
+        except Exception as e:
+            raise SearchError(
+                f"{_shown(db, out)} is not a readable study journal ({e}); --fresh moves it "
+                f"aside (to {out}/{PREVIOUS}<time>/) and starts a new study"
+            ) from None
     try:
         connection = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
         try:
@@ -171,18 +184,28 @@ def check_study(study: optuna.Study, space: SearchSpace, where: str) -> None:
         )
 
 
-def sqlite_file(url: str) -> Path | None:
-    """The file of a ``sqlite:///`` URL (None for servers and in-memory databases)."""
-    if not url.startswith("sqlite:///"):
+FILE_SCHEMES = ("sqlite:///", "journal:///")
+JOURNAL_SUFFIX = ".journal"  # storages that are one file on this machine
+
+
+def study_file(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` or ``journal:///`` URL (None for servers and in-memory
+    databases)."""
+    scheme = file_scheme(url)
+    if scheme is None:
         return None
-    path = url[len("sqlite:///") :].split("?")[0]
+    path = url[len(scheme) :].split("?")[0]
     return Path(path) if path and path != ":memory:" else None
+
+
+def file_scheme(url: str) -> str | None:
+    return next((s for s in FILE_SCHEMES if url.startswith(s)), None)
 
 
 def check_database(db: Path, out: Path) -> None:
     """An existing SQLite file must be a database: an empty or foreign file is never
-    silently replaced by a new study."""
-    if not db.exists():
+    silently replaced by a new study. (A journal file is checked by Optuna when read.)"""
+    if not db.exists() or db.suffix == JOURNAL_SUFFIX:
         return
     try:
         with db.open("rb") as f:
@@ -246,8 +269,8 @@ def move_aside(out: Path, url: str) -> Path | None:
 
 
 def check_fresh(out: Path, url: str) -> None:
-    """``--fresh`` can move a study aside only when it is a SQLite file inside OUT."""
-    db = sqlite_file(url)
+    """``--fresh`` can move a study aside only when it is a file inside OUT."""
+    db = study_file(url)
     if db is None or not is_inside(db, out):
         raise SearchError(
             f"--fresh moves the study in {out} aside, but this one lives in {public_url(url)}; "
@@ -269,9 +292,9 @@ def is_inside(path: Path, folder: Path) -> bool:
 def storage_in_file(out: Path, url: str) -> str:
     """The storage as ``run.json`` records it: a SQLite file inside OUT relative to OUT
     (``sqlite:///study.db``), anything else as given (without its password)."""
-    db = sqlite_file(url)
+    db = study_file(url)
     if db is not None and is_inside(db, out):
-        return f"sqlite:///{db.resolve().relative_to(out.resolve()).as_posix()}"
+        return f"{file_scheme(url)}{db.resolve().relative_to(out.resolve()).as_posix()}"
     return public_url(url)
 
 
@@ -279,13 +302,14 @@ def resolve_storage(out: Path, stored: str) -> str:
     """The URL of a storage ``run.json`` recorded, for the folder where it is now: relative
     SQLite paths are relative to OUT; an absolute one from before (the folder has moved
     since) is looked for in OUT under its name."""
-    db = sqlite_file(stored)
+    db = study_file(stored)
+    scheme = file_scheme(stored)
     if db is None:
         return stored
     if not db.is_absolute():
-        return f"sqlite:///{(out / db).resolve()}"
+        return f"{scheme}{(out / db).resolve()}"
     if not db.exists() and (out / db.name).is_file():
-        return f"sqlite:///{(out / db.name).resolve()}"
+        return f"{scheme}{(out / db.name).resolve()}"
     return stored
 
 
@@ -324,7 +348,7 @@ def environment_failure(error: BaseException, out: Path, url: str) -> OutputErro
             text = str(e).lower()
             for pattern, found in _SQLITE_REASONS.items():
                 if pattern in text:
-                    db = sqlite_file(url)
+                    db = study_file(url)
                     where = _shown(db, out) if db is not None else public_url(url)
                     what, code = f"cannot write the study {where}: {REASONS[found]}", found
                     break

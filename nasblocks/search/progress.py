@@ -53,6 +53,8 @@ class Progress:
         self.best: tuple[float, int] | None = None
         self.current = ""
         self.maximize = settings.directions()[0][1] == "maximize"
+        # what the score is called: val_acc, or the column a table search looks up
+        self.score = settings.evaluate.metric if settings.evaluate is not None else "val_acc"
 
     # -- events ------------------------------------------------------------------------------
     def start(
@@ -64,11 +66,9 @@ class Progress:
     ) -> None:
         """The first lines: what was moved aside (``--fresh``), what is resumed, what runs."""
         self.start_time = time.perf_counter()
-        finished = [
-            t
-            for t in study.get_trials(deepcopy=False)
-            if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-        ]
+        from nasblocks.search.engine import counts
+
+        finished = [t for t in study.get_trials(deepcopy=False) if counts(t)]
         self.done_at_start = self.done = len(finished)
         for t in finished:
             self._track_best(t)
@@ -85,8 +85,11 @@ class Progress:
         if self.done:
             self._print(f"resuming: {self.done} of {self.total} trials finished{where}")
         workers = f", {self.workers} workers" if self.workers > 1 else ""
+        on = data.dataset
+        if s.evaluate is not None:
+            on = f"table {Path(s.evaluate.table).name} ({s.evaluate.metric})"
         self._print(
-            f"search {self.name}: {self.total} trials on {data.dataset}, "
+            f"search {self.name}: {self.total} trials on {on}, "
             f"sampler {s.sampler.name}, pruner {s.pruner.name}, "
             f"objectives {', '.join(m for m, _ in s.directions())}{workers}"
         )
@@ -118,14 +121,19 @@ class Progress:
         self._refresh()
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        from nasblocks.search.engine import counts
         from nasblocks.search.results import status
 
-        if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        if counts(trial):
             self.done += 1
+        before = self.best
         self._track_best(trial)
         self.current = ""
+        if self.settings.evaluate is not None and self.best == before and self.done % 50:
+            self._refresh()  # a table search logs new bests and every 50th lookup
+            return
         a = trial.user_attrs
-        acc = f" val_acc {a['val_acc']:.4f}" if a.get("val_acc") is not None else ""
+        acc = f" {self.score} {a['val_acc']:.4f}" if a.get("val_acc") is not None else ""
         size = f" params {a['n_params']:,}" if a.get("n_params") is not None else ""
         secs = (
             (trial.datetime_complete - trial.datetime_start).total_seconds()

@@ -54,6 +54,7 @@ from nasblocks.search import folder as run_folder
 from nasblocks.search import results
 from nasblocks.search.candidate import DataInfo
 from nasblocks.search.engine import (
+    MAX_INFEASIBLE_IN_A_ROW,
     SearchOutcome,
     _quiet_optuna,
     count_finished,
@@ -340,6 +341,7 @@ class _Rounds:
             records = [r for r in records if r.round < last] + load_round(rounds[-1], last)
             if _interrupted(records):
                 return records
+        streak = 0  # infeasible samples in a row, over the rounds of this run
         while (done := sum(r.finished for r in records)) < target:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
@@ -350,8 +352,16 @@ class _Rounds:
             records += new
             if _interrupted(new):  # Ctrl-C: Tune saved the round; the next run restores it
                 break
-            if not any(r.finished for r in new):
+            infeasible = [r for r in new if r.last.get("outcome") == "infeasible"]
+            if not any(r.finished for r in new) and len(infeasible) < len(new):
                 raise SearchError(f"no trial of {path} finished; the last one: {_last_error(new)}")
+            streak = streak + len(infeasible) if len(infeasible) == len(new) else 0
+            if streak >= MAX_INFEASIBLE_IN_A_ROW:
+                raise SearchError(
+                    f"{streak} samples in a row were infeasible (the last: "
+                    f"{infeasible[-1].last.get('reason', 'infeasible')}); the space yields "
+                    "nothing that can be evaluated: loosen the constraints or fix the space"
+                )
         return records
 
     def _existing(self) -> list[Path]:

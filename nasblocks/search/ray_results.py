@@ -62,11 +62,12 @@ class TrialRecord:
 
     @property
     def finished(self) -> bool:
-        """Counts toward the budget (the Optuna backend's COMPLETE + PRUNED)."""
+        """Counts toward the budget: evaluated (the Optuna backend's COMPLETE + PRUNED, not
+        infeasible)."""
         return (
             self.status == "TERMINATED"
             and bool(self.rows)
-            and self.last.get("outcome") != "failed"
+            and self.last.get("outcome") not in ("failed", "infeasible")
         )
 
 

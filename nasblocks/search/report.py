@@ -36,15 +36,16 @@ def write_report(study: optuna.Study, out: Path) -> Path:
     run = _run_info(out)
     plots: list[tuple[str, str]] = []
     notes: list[str] = []
-    if _plot_history(trials, acc_index, out / "history.png"):
+    score = _score_label(study)
+    if _plot_history(trials, acc_index, out / "history.png", score):
         plots.append(("Optimization history", "history.png"))
     if _plot_acc_params(complete, best, front, out / "acc_vs_params.png"):
-        plots.append(("Validation accuracy against parameters", "acc_vs_params.png"))
+        plots.append((f"{score.capitalize()} against parameters", "acc_vs_params.png"))
     if front and _plot_pareto(complete, front, names, acc_index, out / "pareto.png"):
         plots.append(("Pareto front", "pareto.png"))
     importances, why = param_importances(study, acc_index)
     if importances and _plot_importances(importances, out / "importances.png"):
-        plots.append(("Parameter importances (fANOVA, validation accuracy)", "importances.png"))
+        plots.append((f"Parameter importances (fANOVA, {score})", "importances.png"))
     elif why:
         notes.append(f"Parameter importances: not computed — {why}.")
 
@@ -54,7 +55,7 @@ def write_report(study: optuna.Study, out: Path) -> Path:
     for title, file in plots:
         lines += [f"## {title}", "", f"![{title}]({file})", ""]
     lines += notes + ([""] if notes else [])
-    lines += _top_table(complete, acc_index)
+    lines += _top_table(complete, acc_index, study.user_attrs.get("score", "val_acc"))
     if front:
         lines += [
             "## Pareto front",
@@ -100,16 +101,23 @@ def _overview(study: optuna.Study, trials: list[FrozenTrial], run: dict) -> list
         f"{n} ({d.name.lower()})"
         for n, d in zip(results.objective_names(study), study.directions, strict=True)
     )
+    table = study.user_attrs.get("table")
+    data = f"Data: {study.user_attrs.get('dataset', '?')}"
+    if table is not None:
+        data = (
+            f"Evaluation: `{study.user_attrs.get('score')}` looked up in `{table}` (no training)"
+        )
+        directions = directions.replace("val_acc", str(study.user_attrs.get("score")))
     out = [
         f"- Space: `{run.get('space') or study.user_attrs.get('space', '?')}`",
-        f"- Data: {study.user_attrs.get('dataset', '?')}",
+        f"- {data}",
         f"- Objectives: {directions}",
     ]
     if settings:
+        epochs = "" if table else f", {settings['budget']['epochs']} epochs per trial"
         out.append(
             f"- Sampler: {settings['sampler']['name']}, pruner: "
-            f"{settings['pruner']['name']}, seed {settings['seed']}, "
-            f"{settings['budget']['epochs']} epochs per trial"
+            f"{settings['pruner']['name']}, seed {settings['seed']}{epochs}"
         )
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
     out += [f"- Trials: {len(trials)} ({kinds}){wall}", ""]
@@ -127,14 +135,17 @@ def _best_section(study: optuna.Study, best: FrozenTrial | None, out: Path) -> l
             f"- Test accuracy: **{test['test_acc']:.4f}** "
             f"({test.get('images', '?')} held-out test images, scored once)"
         )
+    elif a.get("table_key") is not None:
+        lines.append(f"- Table key: `{a['table_key']}`")
     else:
         lines.append("- Test accuracy: not evaluated for this trial")
     weights = "`best.pt`" if (out / "best.pt").is_file() else "not kept"
     lines += [
         f"- Spec: `best.yaml` (buildable: `nasblocks.build('{out}/best.yaml')`), "
         f"weights: {weights}",
-        f"- Spec hash: `{a.get('spec_hash')}`",
     ]
+    if a.get("spec_hash"):
+        lines.append(f"- Spec hash: `{a['spec_hash']}`")
     if a.get("duplicate_of") is not None:
         lines.append(f"- Same architecture and settings as trial {a['duplicate_of']}")
     train = a.get("train", {})
@@ -146,26 +157,28 @@ def _best_section(study: optuna.Study, best: FrozenTrial | None, out: Path) -> l
     return lines
 
 
-def _top_table(complete: list[FrozenTrial], acc_index: int) -> list[str]:
+def _top_table(complete: list[FrozenTrial], acc_index: int, score: str) -> list[str]:
     if not complete:
         return []
     ranked = sorted(complete, key=lambda t: (-t.values[acc_index], t.number))
     seen: set[Any] = set()
     unique = []
     for t in ranked:  # one row per architecture + settings
-        key = t.user_attrs.get("trial_key", t.number)
+        key = t.user_attrs.get("trial_key") or t.user_attrs.get("table_key") or t.number
         if key not in seen:
             seen.add(key)
             unique.append(t)
     top = unique[:TOP]
     lines = [f"## Top {len(top)} architectures", ""]
-    return lines + _table(top, None)
+    return lines + _table(top, None, score)
 
 
-def _table(trials: list[FrozenTrial], files: list[str] | None) -> list[str]:
+def _table(
+    trials: list[FrozenTrial], files: list[str] | None, score: str = "val_acc"
+) -> list[str]:
     from nasblocks.analysis import human
 
-    head = "| # | trial | val_acc | params | FLOPs | latency ms | key choices |"
+    head = f"| # | trial | {score} | params | FLOPs | latency ms | key choices |"
     rule = "|---:|---:|---:|---:|---:|---:|---|"
     if files:
         head += " file |"
@@ -235,6 +248,9 @@ def _run_info(out: Path) -> dict:
 # -- importances -----------------------------------------------------------------------------
 
 
+MAX_IMPORTANCE_TRIALS = 300  # fANOVA on a seeded sample of this many trials at most
+
+
 def param_importances(study: optuna.Study, acc_index: int = 0) -> tuple[dict[str, float], str]:
     """``({param: importance}, "")``, or ``({}, why not)``."""
     done = [
@@ -242,7 +258,17 @@ def param_importances(study: optuna.Study, acc_index: int = 0) -> tuple[dict[str
     ]
     if len(done) < 2:
         return {}, f"{len(done)} completed trial{'s' if len(done) != 1 else ''}, need 2"
+    import random
     import warnings
+
+    if len(done) > MAX_IMPORTANCE_TRIALS:  # fANOVA's cost grows with the trials: a sample
+        sample = random.Random(0).sample(done, MAX_IMPORTANCE_TRIALS)
+        from nasblocks.search.engine import _quiet_optuna
+
+        with warnings.catch_warnings(), _quiet_optuna():
+            warnings.simplefilter("ignore")
+            study = optuna.create_study(directions=study.directions)
+            study.add_trials(sample)
 
     from optuna.importance import FanovaImportanceEvaluator, get_param_importances
 
@@ -275,7 +301,14 @@ def _figure(width: float = 6.4, height: float = 4.0):
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
-def _plot_history(trials: list[FrozenTrial], acc_index: int, path: Path) -> bool:
+def _score_label(study: optuna.Study) -> str:
+    """What the score axis shows: validation accuracy, or the metric a table search reads."""
+    return str(study.user_attrs.get("score") or "validation accuracy")
+
+
+def _plot_history(
+    trials: list[FrozenTrial], acc_index: int, path: Path, score: str = "validation accuracy"
+) -> bool:
     points = [
         (t.number, t.values[acc_index])
         for t in trials
@@ -306,7 +339,7 @@ def _plot_history(trials: list[FrozenTrial], acc_index: int, path: Path) -> bool
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trial numbers are whole
     ax.set_xlabel("trial")
-    ax.set_ylabel("validation accuracy")
+    ax.set_ylabel(score)
     ax.set_title("Optimization history")
     ax.grid(alpha=0.3)
     ax.legend(loc="best")

@@ -200,7 +200,7 @@ def load_study(out: Path) -> optuna.Study:
 
     run = read_run_file(out)
     url = run["storage"]
-    db = run_folder.sqlite_file(url)
+    db = run_folder.study_file(url)
     if db is not None:
         if not db.is_file():  # opening it would create an empty database there
             raise SearchError(f"{out}: the study database {db} is missing")
@@ -313,8 +313,8 @@ def spec_yaml(t: FrozenTrial, header: str) -> str:
 def describe(t: FrozenTrial) -> str:
     a = t.user_attrs
     parts = [f"trial {t.number}"]
-    if a.get("val_acc") is not None:
-        parts.append(f"val_acc {a['val_acc']:.4f}")
+    if a.get("val_acc") is not None:  # a table search's score is its metric (test_acc ...)
+        parts.append(f"{a.get('metric', 'val_acc')} {a['val_acc']:.4f}")
     if a.get("n_params") is not None:
         parts.append(f"{a['n_params']:,} params")
     if a.get("flops") is not None:

@@ -64,7 +64,24 @@ def make_sampler(space: SearchSpace, seed: int | None) -> optuna.samplers.BaseSa
                 population_size=population,
                 tournament_size=min(s.tournament_size or 3, population),
                 seed=seed,
+                n_startup_trials=s.n_startup_trials,
             )
+        if s.name == "local_search":
+            if multi:
+                raise space.error(
+                    "the local_search sampler is single-objective; use nsga2 or "
+                    "tpe with several objectives",
+                    ("search", "sampler"),
+                )
+            from nasblocks.search.local_search import LocalSearchSampler
+
+            startup = 10 if s.n_startup_trials is None else s.n_startup_trials
+            if startup < 1:
+                raise space.error(
+                    "local_search needs at least one random start (n_startup_trials >= 1)",
+                    ("search", "sampler", "n_startup_trials"),
+                )
+            return LocalSearchSampler(n_startup_trials=startup, seed=seed)
     raise SearchError(f"unknown sampler {s.name!r}")  # pragma: no cover (pydantic checked)
 
 

@@ -42,13 +42,31 @@ GRACE_BEATS = 3  # heartbeats missed before a trial counts as dead (a busy datab
 # -- storage ----------------------------------------------------------------------------------
 
 
-def storage_url(out: Path, storage: str | None) -> str:
-    return storage or f"sqlite:///{(out / 'study.db').resolve()}"
+def storage_url(out: Path, storage: str | None, table: bool = False) -> str:
+    """The storage given, else the study file in OUT: ``study.db`` (SQLite), or for a table
+    search ``study.journal`` (Optuna's JournalStorage: an append-only file, about 1 ms per
+    trial written where SQLite takes 20; a lookup itself takes microseconds)."""
+    if storage:
+        return storage
+    if table:
+        return f"{JOURNAL}{(out / 'study.journal').resolve()}"
+    return f"sqlite:///{(out / 'study.db').resolve()}"
+
+
+JOURNAL = "journal:///"  # nasblocks' URL for an Optuna JournalStorage file
 
 
 def is_local(url: str) -> bool:
-    """A SQLite file: only processes of this machine can use it."""
-    return url.startswith("sqlite:")
+    """A SQLite or journal file: only processes of this machine can use it."""
+    return url.startswith(("sqlite:", JOURNAL))
+
+
+def journal_storage(path: Path) -> optuna.storages.JournalStorage:
+    """Optuna's JournalStorage on the file ``path`` (file locks: several processes may share
+    it)."""
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
 
 
 def heartbeat_for(url: str, heartbeat: int | None) -> int | None:
@@ -81,6 +99,13 @@ def open_storage(url: str, heartbeat: int | None = None) -> optuna.storages.Base
     the next worker that looks, and re-queued (:class:`RequeueStale`).
     """
     shown = public_url(url)
+    if url.startswith(JOURNAL):
+        if heartbeat is not None:
+            raise SearchError("heartbeats need a database storage, not a journal file")
+        try:
+            return journal_storage(Path(url[len(JOURNAL) :]))
+        except Exception as e:
+            raise SearchError(f"cannot open storage {shown!r}: {_one_line(e)}") from None
     url = with_driver(url)
     kwargs: dict[str, Any] = {}
     if heartbeat is not None:
@@ -122,6 +147,10 @@ def open_storage(url: str, heartbeat: int | None = None) -> optuna.storages.Base
 def check_url(url: str) -> None:
     """Refuse a storage URL that names no database SQLAlchemy knows, before anything is
     created (opening the storage would create a SQLite file)."""
+    if url.startswith(JOURNAL):
+        if not url[len(JOURNAL) :]:
+            raise SearchError(f"cannot open storage {url!r}: the journal URL names no file")
+        return
     try:
         from sqlalchemy.engine import make_url
 

@@ -188,7 +188,7 @@ class Admission:
         """``"go"`` (lock held), ``"wait"`` or ``"stop"`` (the budget is met, or failing)."""
         self.acquire()
         trials = self.study.get_trials(deepcopy=False)
-        finished = sum(t.state in engine.FINISHED for t in trials)
+        finished = sum(engine.counts(t) for t in trials)
         running = sum(t.state == TrialState.RUNNING and self._running(t) for t in trials)
         failing = self._failing(trials)
         if finished + running < self.target and not failing:
@@ -455,7 +455,7 @@ class _Supervisor:
             if reason is not None:
                 self._fail(reason)
         self.show.running([t for t in trials if t.state == TrialState.RUNNING])
-        if sum(t.state in engine.FINISHED for t in trials) >= self.target:
+        if sum(engine.counts(t) for t in trials) >= self.target:
             self.stop.set()
 
     def _more_to_do(self) -> bool:

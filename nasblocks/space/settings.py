@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-SamplerName = Literal["tpe", "random", "nsga2", "grid", "evolution"]
+SamplerName = Literal["tpe", "random", "nsga2", "grid", "evolution", "local_search"]
 PrunerName = Literal["none", "median", "successive_halving", "hyperband"]
 Metric = Literal["val_acc", "params", "flops", "latency_ms"]
 Direction = Literal["maximize", "minimize"]
@@ -80,8 +80,9 @@ class Budget(_Model):
     trials: int = Field(
         20,
         ge=1,
-        description="Stop when this many trials have finished "
-        "(complete, pruned or infeasible), counting earlier runs of the study.",
+        description="Stop when this many architectures have been evaluated (trials "
+        "complete or pruned; infeasible samples are recorded but not counted), counting "
+        "earlier runs of the study.",
     )
     timeout: float | None = Field(
         None, gt=0, description="Stop starting trials after this many seconds of this run."
@@ -112,12 +113,19 @@ class LatencySettings(_Model):
 
 
 class SamplerSettings(_Model):
-    """Optuna sampler. ``tpe`` (default), ``random``, ``nsga2``, ``grid`` or ``evolution``
-    (regularized evolution, Real et al. 2019)."""
+    """Optuna sampler. ``tpe`` (default), ``random``, ``nsga2``, ``grid``, ``evolution``
+    (regularized evolution, Real et al. 2019) or ``local_search`` (White et al. 2021).
+
+    The start-up phase is a choice: tpe and local_search begin with ``n_startup_trials``
+    uniform random samples (seeded); evolution fills its first population with them."""
 
     name: SamplerName = Field("tpe", description="Sampler name.")
     n_startup_trials: int | None = Field(
-        None, ge=0, description="tpe: random trials before the model is used (default 10)."
+        None,
+        ge=0,
+        description="tpe, local_search, evolution: uniform random trials before the "
+        "sampler's own rule is used (default 10 for tpe and local_search, the population "
+        "size for evolution).",
     )
     population_size: int | None = Field(
         None, ge=2, description="nsga2 / evolution: population size (default 50 / 10)."
@@ -160,6 +168,24 @@ class PrunerSettings(_Model):
         return {"name": v} if isinstance(v, str) else v
 
 
+class Evaluation(_Model):
+    """Look trials up in a table of trained architectures instead of training them
+    (a tabular benchmark such as NAS-Bench-201); see :mod:`nasblocks.search.table`."""
+
+    table: str = Field(
+        min_length=1,
+        description="CSV file, one row per architecture (relative to the space file, "
+        "else to the working directory).",
+    )
+    metric: str = Field(min_length=1, description="The column searched (maximised).")
+    key: str = Field(
+        min_length=1,
+        description="The key of a sample: text in which {name} is the value of the node "
+        "named name (its label, for a choice).",
+    )
+    key_column: str = Field("arch", min_length=1, description="The column holding the keys.")
+
+
 class SearchSettings(_Model):
     """Everything about a search that is not the network."""
 
@@ -170,6 +196,9 @@ class SearchSettings(_Model):
         "batch_size, optimizer, weight_decay, augment ...); values may be search nodes.",
     )
     budget: Budget = Field(default_factory=Budget, description=Budget.__doc__)
+    evaluate: Evaluation | None = Field(
+        None, description="Table evaluation instead of training (see Evaluation)."
+    )
     objectives: list[Metric] | dict[Metric, Direction] = Field(
         ["val_acc"],
         description="What to optimise: val_acc alone, or with params / flops / "

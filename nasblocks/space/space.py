@@ -185,6 +185,7 @@ def _settings_model(err: ValidationError):
     models = {
         "data": s.DataSettings,
         "budget": s.Budget,
+        "evaluate": s.Evaluation,
         "constraints": s.Constraints,
         "latency": s.LatencySettings,
         "sampler": s.SamplerSettings,

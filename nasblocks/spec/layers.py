@@ -246,6 +246,16 @@ class _Parser:
         self.doc = doc
         self.defaults = doc.defaults.model_dump(exclude_unset=True, exclude_none=True)
         self.variables: dict[str, Any] = {"num_classes": doc.num_classes, **doc.vars}
+        self.templates = doc.templates
+        self.using: list[str] = []  # templates being expanded, outermost first
+        self.parsed = 0  # layer entries read, templates expanded (bounded by MAX_LAYERS)
+        for tname in self.templates:
+            where = ("templates", tname)
+            check_name(tname, where, "template name")
+            if tname == "vgg" or _is_block(tname):
+                raise SpecError(f"template {tname!r} has the name of a block; rename it", where)
+            for pname in self.templates[tname].params:
+                check_name(pname, (*where, "params", pname), "template parameter")
 
     # values --------------------------------------------------------------------------------
     def substitute(self, value: Any, path: YamlPath) -> Any:
@@ -304,8 +314,16 @@ class _Parser:
             item = {item: None}
         if not isinstance(item, dict):
             raise SpecError("a layer is a block name or a mapping like {conv: 64}", path)
+        self.parsed += 1
+        if self.parsed > MAX_LAYERS:
+            raise SpecError(
+                f"more than {MAX_LAYERS:,} layers once templates are expanded; "
+                "a network has at most that many",
+                path,
+            )
         field_paths = item.get(PATHS_KEY, {})
         path = field_paths.get("", path)
+        item, at = _unwrap_block(item, path)  # `at`: where the block's mapping is
         meta = {k: v for k, v in item.items() if k in LAYER_META}
         kinds = [k for k in item if k not in LAYER_META and k != PATHS_KEY]
         name = check_name(meta.get("name", str(index)), (*path, "name"))
@@ -334,12 +352,19 @@ class _Parser:
             )
         kind = kinds[0]
         if kind == "vgg":
-            children = self.vgg(item[kind], (*path, kind))
+            children = self.vgg(item[kind], (*at, kind))
             return Layer(name, None, children, inputs, 1, aux, path)
+        if kind in self.templates:
+            children = self.template(str(kind), item[kind], (*at, kind))
+            return Layer(name, None, children, inputs, self.scaled_repeat(repeat), aux, path)
         try:
             cls = get_block(str(kind))
         except RegistryError as e:
-            raise SpecError(str(e), (*path, kind)) from None
+            message = str(e)
+            hint = suggest(str(kind), self.templates)
+            if hint:
+                message = f"unknown block or template {kind!r}{hint}"
+            raise SpecError(message, (*at, kind)) from None
         params = item[kind]
         if params is None:
             params = {}
@@ -347,11 +372,11 @@ class _Parser:
             if cls.arity != 1 and isinstance(params, list):  # {concat: [-1, d1]}
                 if "from" in meta:
                     raise SpecError("give the inputs once: in `from` or as the list", path)
-                inputs = self.inputs(params, (*path, kind))
+                inputs = self.inputs(params, (*at, kind))
                 params = {}
             elif cls.shorthand is None:
                 raise SpecError(
-                    f"{kind} has no short form; write its parameters as a mapping", (*path, kind)
+                    f"{kind} has no short form; write its parameters as a mapping", (*at, kind)
                 )
             else:
                 params = {cls.shorthand: params}
@@ -363,7 +388,7 @@ class _Parser:
             raise SpecError(f"{kind} takes {cls.arity} inputs, got {len(inputs)}", (*path, "from"))
         if cls.arity == 1 and len(inputs) != 1:
             raise SpecError(f"{kind} takes one input, got {len(inputs)}", (*path, "from"))
-        spec = self.block(cls, params, (*path, kind))
+        spec = self.block(cls, params, (*at, kind))
         return Layer(name, spec, None, inputs, self.scaled_repeat(repeat), aux, path, field_paths)
 
     def block(self, cls: type[BlockSpec], params: dict, path: YamlPath) -> BlockSpec:
@@ -378,6 +403,47 @@ class _Parser:
         except ValidationError as e:
             raise pydantic_error(e, path, cls) from None
         return self.scale_width(spec)
+
+    def template(self, tname: str, args: Any, path: YamlPath) -> tuple[Layer, ...]:
+        """The layers of one use of template ``tname`` with ``args`` (its ``$params``)."""
+        tmpl = self.templates[tname]
+        if tname in self.using:
+            chain = " -> ".join([*self.using[self.using.index(tname) :], tname])
+            raise SpecError(f"template {tname!r} uses itself ({chain})", path)
+        params = tmpl.params
+        if args is None:
+            args = {}
+        elif not isinstance(args, dict):
+            required = [k for k, v in params.items() if v is None]
+            if len(required) != 1 and len(params) != 1:
+                raise SpecError(
+                    f"template {tname!r} takes {len(params)} parameters; give them as a "
+                    f"mapping, e.g. {{{tname}: {{{', '.join(f'{k}: ...' for k in params)}}}}}"
+                    if params
+                    else f"template {tname!r} takes no parameters",
+                    path,
+                )
+            args = {(required or list(params))[0]: args}
+        for key in args:
+            if key not in params:
+                raise SpecError(
+                    f"template {tname!r} has no parameter {key!r}{suggest(str(key), params)}"
+                    + ("" if suggest(str(key), params) else f"; it takes: {', '.join(params)}"),
+                    (*path, key),
+                )
+        values = {k: v for k, v in params.items() if v is not None}
+        values.update(self.substitute(args, path))
+        missing = [k for k in params if k not in values]
+        if missing:
+            raise SpecError(f"template {tname!r} needs {', '.join(map(repr, missing))}", path)
+        outer = self.variables
+        self.variables = {**outer, **values}
+        self.using.append(tname)
+        try:
+            return self.layers(tmpl.layers, ("templates", tname, "layers"))
+        finally:
+            self.using.pop()
+            self.variables = outer
 
     def inputs(self, value: Any, path: YamlPath) -> tuple[int | str, ...]:
         items = value if isinstance(value, list) else [value]
@@ -415,6 +481,37 @@ class _Parser:
                 if vgg.activation != "none":
                     items.append(vgg.activation)
         return self.layers(items, path)
+
+
+def _is_block(name: str) -> bool:
+    try:
+        get_block(name)
+    except RegistryError:
+        return False
+    return True
+
+
+def _unwrap_block(item: dict, path: YamlPath) -> tuple[dict, YamlPath]:
+    """``{name: a, block: {conv: 64}}`` -> ``{name: a, conv: 64}``, and where the block is."""
+    if "block" not in item:
+        return item, path
+    body = item["block"]
+    at = (*path, "block")
+    if isinstance(body, str):
+        body = {body: None}
+    if not isinstance(body, dict) or len(body) != 1:
+        raise SpecError(
+            "block is a block or template name, or a one-entry mapping like {conv: 64}", at
+        )
+    kind = next(iter(body))
+    if kind in LAYER_META or kind == PATHS_KEY:
+        raise SpecError(f"{kind!r} goes beside `block`, not inside it", (*at, kind))
+    others = [k for k in item if k not in LAYER_META and k != PATHS_KEY]
+    if others:
+        raise SpecError(
+            f"a layer has one block; found `block` and {others[0]!r}", (*path, others[0])
+        )
+    return {**{k: v for k, v in item.items() if k != "block"}, **body}, at
 
 
 def _stage_list(value: Any, n: int, field_name: str) -> list[Any]:

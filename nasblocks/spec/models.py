@@ -115,6 +115,23 @@ class Vgg(_Model):
     activation: f.Activation = Field("relu", description=f.ACT_DOC)
 
 
+class Template(_Model):
+    """A named group of layers, used in a layer list like a block: ``{cell: {channels: 16}}``.
+
+    The layers see the template's ``params`` as ``$name`` (a parameter without a default,
+    ``null``, must be given at each use), then the spec's ``vars``. Each use builds its own
+    group (its own weights); ``repeat`` stacks copies. Search nodes inside a template are
+    sampled once for the whole network, so every use shares them (one cell, 15 positions).
+    """
+
+    description: str = Field("", description="What the template is (shown by `summary`).")
+    params: dict[str, int | float | str | bool | None] = Field(
+        default_factory=dict,
+        description="Parameter names and defaults (null: required at each use).",
+    )
+    layers: list[Any] = Field(min_length=1, description="The layers of one use (see Layer).")
+
+
 class SpecDocument(_Model):
     """A network spec file (all fields but ``layers``/``stages`` are optional)."""
 
@@ -135,7 +152,7 @@ class SpecDocument(_Model):
         "default",
         description="Weight initialisation scheme: default "
         "(PyTorch's), kaiming (ResNet), vgg, mobilenet, googlenet, "
-        "inception, unet (seed 003).",
+        "inception, unet.",
     )
     width_multiple: float = Field(
         1.0, gt=0, le=16, description="Scales every channel-count field of every block."
@@ -148,6 +165,9 @@ class SpecDocument(_Model):
     )
     plugins: list[str] = Field(
         default_factory=list, description="Modules or .py files defining extra blocks."
+    )
+    templates: dict[str, Template] = Field(
+        default_factory=dict, description="Reusable layer groups by name (see Template)."
     )
     stem: Stem | None = Field(None, description=Stem.__doc__)
     stages: Stages | None = Field(None, description=Stages.__doc__)
@@ -170,4 +190,6 @@ LAYER_META = {
     "aux": "An auxiliary output (e.g. GoogLeNet's aux heads): computed and returned only in "
     "training mode.",
     "layers": "A nested group of layers, built as one submodule.",
+    "block": "The block as a value: a block or template name, or a one-entry mapping like "
+    "{conv: 64}; `{block: {conv: 64}}` is `{conv: 64}`. A search choice over blocks goes here.",
 }

@@ -94,7 +94,10 @@ SET_CASES = [
     ("search.seed=true", "Input should be a valid integer (got True)"),
     ("search.seed=-5", "Input should be greater than or equal to 0"),
     ("search.threads=false", "Input should be a valid integer (got False)"),
-    ("search.sampler=bayes", "Input should be 'tpe', 'random', 'nsga2', 'grid' or 'evolution'"),
+    (
+        "search.sampler=bayes",
+        "Input should be 'tpe', 'random', 'nsga2', 'grid', 'evolution' or 'local_search'",
+    ),
     (
         "search.sampler={name: nsga2, population_size: 1}",
         "search.sampler.population_size: Input should be greater than or equal to 2 (got 1)",

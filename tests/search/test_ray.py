@@ -91,9 +91,10 @@ def asha_run(ray_address, tmp_path_factory):
 
 def test_the_outputs_are_those_of_the_optuna_backend(asha_run):
     out, study = asha_run.out, asha_run.study
-    assert asha_run.outcome.finished == 5
+    assert asha_run.outcome.finished == 5  # evaluated; infeasible samples are recorded too
     rows = (out / "trials.csv").read_text().splitlines()
-    assert len(rows) == 1 + 5
+    assert len(rows) == 1 + len(study.trials)
+    assert sum("infeasible:" in r for r in rows) == len(study.trials) - 5
     assert rows[0].startswith("number,state,status,val_acc,n_params,flops")
     model = nasblocks.build(nasblocks.load_spec(out / "best.yaml"))
     weights = torch.load(out / "best.pt", weights_only=True)
@@ -172,10 +173,12 @@ def test_running_again_with_a_larger_budget_adds_a_round(asha_run, tmp_path, mon
     killer = KillWorkerOnce()
     outcome = ray_backend.search_ray(space, out=out, progress=False, callbacks=[killer])
     trials = load_study(out).trials
-    assert [(t.params, t.state, t.user_attrs.get("ray_trial")) for t in trials[:5]] == before
-    assert outcome.finished == 7 and len(trials) == 7
-    assert all(t.user_attrs["ray_trial"].startswith("ray/round-2/") for t in trials[5:])
-    assert (out / "trials.csv").read_text().count("\n") == 1 + 7
+    n = len(before)
+    assert [(t.params, t.state, t.user_attrs.get("ray_trial")) for t in trials[:n]] == before
+    assert outcome.finished == 7  # evaluated trials; infeasible ones come on top
+    assert sum("infeasible" not in t.user_attrs for t in trials) == 7
+    assert all("/round-0/" not in t.user_attrs["ray_trial"] for t in trials[n:])
+    assert (out / "trials.csv").read_text().count("\n") == 1 + len(trials)
     # the trial whose worker was killed ran again (Ray's FailureConfig) and finished
     assert killer.killed is not None
     (retried,) = [t for t in trials if t.user_attrs["ray_trial"].endswith(killer.killed)]
@@ -185,7 +188,8 @@ def test_running_again_with_a_larger_budget_adds_a_round(asha_run, tmp_path, mon
     monkeypatch.setattr(ray_backend, "connect", lambda opts: pytest.fail("connected to Ray"))
     (out / "trials.csv").unlink()
     again = ray_backend.search_ray(space, out=out, progress=False)
-    assert again.finished == 7 and (out / "trials.csv").read_text().count("\n") == 1 + 7
+    assert again.finished == 7
+    assert (out / "trials.csv").read_text().count("\n") == 1 + len(trials)
 
 
 # -- a driver killed mid-search ---------------------------------------------------------------
