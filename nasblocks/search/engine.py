@@ -176,8 +176,10 @@ def search(
         show.start(study, data, out, moved)
         with _torch_threads(settings.threads):
             try:
+                first = warm_up(space, study, data, info, show)
                 if settings.evaluate is not None:
-                    error = _run_table(study, Objective(space, data, info, out, show), show)
+                    objective = Objective(space, data, info, out, show)
+                    error = _run_table(study, objective, show, first)
                 elif workers == 1 and exclusive:
                     error = _run_here(study, Objective(space, data, info, out, show), out, show)
                 elif workers == 1:  # other processes may be on the study: share the budget
@@ -226,6 +228,9 @@ def prepare_run(
     else:
         run_folder.check_existing(out, space, url, study_name(space))
     make_sampler(space, space.settings.seed)  # e.g. evolution refuses several objectives
+    from nasblocks.search.warmup import check_warmup
+
+    check_warmup(space)
     if space.settings.evaluate is not None:
         info = table_info(space)
         check_space(space, info)
@@ -325,7 +330,52 @@ def _run_here(study: optuna.Study, objective: Objective, out: Path, show: Progre
 TABLE_FLUSH = 50  # table trials written to the study's storage in batches of this many
 
 
-def _run_table(study: optuna.Study, objective: Objective, show: Progress) -> str | None:
+def warm_up(
+    space: SearchSpace, study: optuna.Study, data: DataHandle, info: DataInfo, show: Progress
+) -> list[dict[str, Any]]:
+    """``search.warmup`` on a new study: the proxy's picks, queued as the first trials
+    (:mod:`nasblocks.search.warmup`). A table search queues them on its in-memory copy, so
+    they are returned; otherwise they are queued here and [] is returned."""
+    if space.settings.warmup is None or study.get_trials(deepcopy=False):
+        return []
+    from nasblocks.search.warmup import pick
+
+    def complete(spec: dict[str, Any]) -> dict[str, Any]:
+        return complete_spec(spec, info, space.settings)
+
+    def batch(shape: tuple[int, int, int]):
+        import torch
+
+        from nasblocks.search.warmup import BATCH
+
+        train = data.prepared(shape).train
+        images, labels = getattr(train, "images", None), getattr(train, "labels", None)
+        if images is None or labels is None:
+            raise SearchError("search.warmup: a data proxy needs an in-memory dataset")
+        x = images[:BATCH].float()
+        if images.dtype == torch.uint8:
+            x = x / 255.0
+        if train.mean is not None:
+            x = (x - torch.tensor(train.mean).view(1, -1, 1, 1)) / torch.tensor(train.std).view(
+                1, -1, 1, 1
+            )
+        return x, labels[:BATCH]
+
+    picks = pick(space, complete, batch, log=show.note)
+    study.set_user_attr("warmup", space.settings.warmup.proxy)
+    if space.settings.evaluate is not None:
+        return picks
+    for params in picks:
+        study.enqueue_trial(params, user_attrs={"warmup": space.settings.warmup.proxy})
+    return []
+
+
+def _run_table(
+    study: optuna.Study,
+    objective: Objective,
+    show: Progress,
+    first: list[dict[str, Any]] | None = None,
+) -> str | None:
     """Table trials: looked up in microseconds, while one storage round trip takes about a
     millisecond and a trial makes a dozen. So they run on an in-memory copy of the study
     (Optuna's InMemoryStorage, same sampler) and are added to the real storage with
@@ -342,6 +392,8 @@ def _run_table(study: optuna.Study, objective: Objective, show: Progress) -> str
             pruner=optuna.pruners.NopPruner(),
         )
         memory.add_trials(done)
+        for params in first or ():  # the warm-up's picks
+            memory.enqueue_trial(params, user_attrs={"warmup": study.user_attrs.get("warmup")})
     pending: list[FrozenTrial] = []
 
     def flush() -> None:

@@ -91,8 +91,14 @@ class Progress:
         self._print(
             f"search {self.name}: {self.total} trials on {on}, "
             f"sampler {s.sampler.name}, pruner {s.pruner.name}, "
-            f"objectives {', '.join(m for m, _ in s.directions())}{workers}"
+            f"objectives {', '.join(m for m, _ in s.directions())}{workers}".replace(
+                "val_acc", self.score
+            )
         )
+
+    def note(self, line: str) -> None:
+        """One line of news (the warm-up's summary ...), between the trial lines."""
+        self._print(line)
 
     def trial_started(self, number: int) -> None:
         self.current = f"trial {number} starting"

@@ -49,6 +49,7 @@ class DataHandle:
     synthetic_size: int = 2000
     synthetic_shape: tuple[int, int, int] = (3, 32, 32)
     synthetic_classes: int = 10
+    train_per_class: int | None = None
 
     @classmethod
     def from_settings(cls, data: DataSettings, seed: int) -> DataHandle:
@@ -61,6 +62,7 @@ class DataHandle:
             synthetic_size=data.synthetic_size,
             synthetic_shape=tuple(data.synthetic_shape),  # type: ignore[arg-type]
             synthetic_classes=data.synthetic_classes,
+            train_per_class=data.train_per_class,
         )
 
     def load(self) -> DatasetSplits:
@@ -73,6 +75,7 @@ class DataHandle:
                 "seed": self.seed,
                 "val_fraction": self.val_fraction,
                 "download": self.download,
+                "train_per_class": self.train_per_class,
             }
             if self.dataset == "synthetic":
                 kwargs.update(

@@ -52,6 +52,12 @@ class DataSettings(_Model):
         lt=1,
         description="Share of the training images held out for validation (fixed by the seed).",
     )
+    train_per_class: int | None = Field(
+        None,
+        ge=1,
+        description="Keep only this many training images per class (a low-data task that "
+        "separates architectures better); validation and test splits are unchanged.",
+    )
     input_size: int | list[int] | None = Field(
         None,
         description="Image size [H, W] (or one number) for spaces that do not set "
@@ -186,6 +192,17 @@ class Evaluation(_Model):
     key_column: str = Field("arch", min_length=1, description="The column holding the keys.")
 
 
+class Warmup(_Model):
+    """Proxy warm-up: score ``candidates`` random samples with a zero-cost proxy and evaluate
+    the ``keep`` best first (Abdelfattah et al. 2021); see :mod:`nasblocks.search.warmup`."""
+
+    proxy: str = Field(
+        "synflow", min_length=1, description="A proxy of nasblocks.proxies (synflow, params ...)."
+    )
+    candidates: int = Field(200, ge=1, le=100_000, description="Random samples scored.")
+    keep: int = Field(10, ge=1, description="Best-scored samples evaluated first.")
+
+
 class SearchSettings(_Model):
     """Everything about a search that is not the network."""
 
@@ -198,6 +215,9 @@ class SearchSettings(_Model):
     budget: Budget = Field(default_factory=Budget, description=Budget.__doc__)
     evaluate: Evaluation | None = Field(
         None, description="Table evaluation instead of training (see Evaluation)."
+    )
+    warmup: Warmup | None = Field(
+        None, description="Proxy warm-up before the first trial (see Warmup)."
     )
     objectives: list[Metric] | dict[Metric, Direction] = Field(
         ["val_acc"],

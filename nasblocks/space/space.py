@@ -186,6 +186,7 @@ def _settings_model(err: ValidationError):
         "data": s.DataSettings,
         "budget": s.Budget,
         "evaluate": s.Evaluation,
+        "warmup": s.Warmup,
         "constraints": s.Constraints,
         "latency": s.LatencySettings,
         "sampler": s.SamplerSettings,

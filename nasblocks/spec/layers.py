@@ -142,10 +142,13 @@ class Layer:
     aux: bool = False
     path: YamlPath = ()
     field_paths: dict[str, YamlPath] = field(default_factory=dict, compare=False, repr=False)
+    template: str | None = field(default=None, compare=False)  # the template it is a use of
 
     @property
     def kind(self) -> str:
-        return self.block.kind if self.block is not None else "group"
+        if self.block is not None:
+            return self.block.kind
+        return self.template or "group"
 
     def canonical(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "from": list(self.inputs)}
@@ -356,7 +359,16 @@ class _Parser:
             return Layer(name, None, children, inputs, 1, aux, path)
         if kind in self.templates:
             children = self.template(str(kind), item[kind], (*at, kind))
-            return Layer(name, None, children, inputs, self.scaled_repeat(repeat), aux, path)
+            return Layer(
+                name,
+                None,
+                children,
+                inputs,
+                self.scaled_repeat(repeat),
+                aux,
+                path,
+                template=str(kind),
+            )
         try:
             cls = get_block(str(kind))
         except RegistryError as e:

@@ -150,8 +150,13 @@ def load_dataset(
     synthetic_shape: Sequence[int] = (3, 32, 32),
     synthetic_classes: int = 10,
     synthetic_size: int = 2000,
+    train_per_class: int | None = None,
 ) -> DatasetSplits:
     """Load ``name`` (one of :data:`DATASETS`) as fixed splits drawn from ``seed``.
+
+    ``train_per_class``: keep only the first this-many training images of each class (in the
+    dataset's order, after the seeded split): a low-data task on which architectures differ
+    more. Validation and test splits are unchanged.
 
     ``download`` lets torchvision fetch missing files; when they are missing and cannot be
     fetched, :class:`DatasetError` says which files to put where. ``synthetic_*`` shape the
@@ -176,6 +181,12 @@ def load_dataset(
         from nasblocks.train._imagefolder import load_imagefolder
 
         path = Path(name.partition(":")[2]).expanduser()
+        if train_per_class is not None:
+            raise DatasetError(
+                "train_per_class works with the tensor datasets (digits, synthetic, the "
+                "torchvision sets), not imagefolder",
+                "train_per_class",
+            )
         return load_imagefolder(path, seed=seed, val_fraction=val_fraction, test=test_fraction)
     else:
         close = difflib.get_close_matches(name, DATASETS, n=1)
@@ -187,6 +198,8 @@ def load_dataset(
         rest, held = stratified_split(pool.labels, test_fraction, seed)
         pool, test = pool.subset(rest), pool.subset(held)
     train_idx, val_idx = stratified_split(pool.labels, val_fraction, seed)
+    if train_per_class is not None:
+        train_idx = first_per_class(pool.labels, train_idx, train_per_class)
     return DatasetSplits(
         name=name,
         train=pool.subset(train_idx),
@@ -196,6 +209,17 @@ def load_dataset(
         input_shape=tuple(pool.images.shape[1:]),
         classes=classes,
     )
+
+
+def first_per_class(labels: Tensor, indices: Tensor, per_class: int) -> Tensor:
+    """The first ``per_class`` of ``indices`` (sorted) of each class, in index order."""
+    if per_class < 1:
+        raise DatasetError(
+            f"train_per_class must be at least 1, got {per_class}", "train_per_class"
+        )
+    chosen = labels.cpu()[indices]
+    keep = [indices[chosen == c][:per_class] for c in torch.unique(chosen).tolist()]
+    return torch.cat(keep).sort().values
 
 
 def stratified_split(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:

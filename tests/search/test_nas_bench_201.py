@@ -255,5 +255,8 @@ def test_the_cli_runs_the_space_as_written(tmp_path):
     )
     assert run.returncode == 0, run.stderr
     text = run.stdout + run.stderr
-    assert "20 trials on table nas_bench_201_cifar10.csv (test_acc), sampler local_search" in text
+    assert (
+        "20 trials on table nas_bench_201_cifar10.csv (test_acc), sampler local_search, "
+        "pruner none, objectives test_acc" in text
+    )
     assert "best: trial" in text and "test_acc 9" in text

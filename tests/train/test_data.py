@@ -80,6 +80,27 @@ def test_digits_split_is_determined_by_the_seed():
     assert not torch.equal(a.test.images, c.test.images)
 
 
+def test_train_per_class_keeps_the_first_images_of_each_class_of_the_train_split(no_network):
+    full = load_dataset("digits", seed=0, val_fraction=0.35)
+    small = load_dataset("digits", seed=0, val_fraction=0.35, train_per_class=25)
+    # the main job's task: 250 training images, validation and test as without the cut
+    assert small.sizes() == {"train": 250, "val": full.sizes()["val"], "test": 269}
+    assert small.sizes()["val"] == 535
+    assert torch.bincount(small.train.labels).tolist() == [25] * 10
+    torch.testing.assert_close(small.val.images, full.val.images)
+    for c in range(10):  # the first 25 of the class, in the train split's order
+        first = full.train.images[full.train.labels == c][:25]
+        torch.testing.assert_close(small.train.images[small.train.labels == c], first)
+    with pytest.raises(DatasetError, match="train_per_class must be at least 1"):
+        load_dataset("digits", train_per_class=0)
+
+
+def test_train_per_class_is_refused_for_imagefolder(tmp_path):
+    with pytest.raises(DatasetError, match="not imagefolder") as e:
+        load_dataset(f"imagefolder:{tmp_path}", train_per_class=5)
+    assert e.value.field == "train_per_class"
+
+
 def test_stratified_split_is_a_partition_per_class():
     labels = torch.arange(100) % 4
     rest, held = stratified_split(labels, 0.2, seed=1)
