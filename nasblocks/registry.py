@@ -69,6 +69,16 @@ class BlockSpec(BaseModel):
         """
         raise NotImplementedError(f"block {self.kind!r} declares no shape contract")
 
+    def cost(self, in_shape: Any) -> tuple[int, int] | None:
+        """``(parameters, multiply-accumulates)`` of one forward of one sample, from the input
+        shape and the fields alone (:mod:`nasblocks.blocks._costs`' conventions).
+
+        None (the default): not declared; :mod:`nasblocks.analysis` then counts the block
+        built on the meta device. ``nasblocks.testing.check_block`` checks a declared cost
+        against the built module.
+        """
+        return None
+
     # -- construction ---------------------------------------------------------------------
     def module_kwargs(self) -> dict[str, Any]:
         """Constructor arguments after ``in_channels``: by default every field."""

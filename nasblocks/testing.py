@@ -67,6 +67,23 @@ def check_signature(kind: str) -> None:
         )
 
 
+def check_cost(spec: Any, in_shape: Any, what: str = "") -> None:
+    """A declared :meth:`~nasblocks.registry.BlockSpec.cost` equals the parameters and
+    multiply-accumulates counted on the built block (blocks that declare none pass)."""
+    from nasblocks.analysis import measure_block
+
+    declared = spec.cost(in_shape)
+    if declared is None:
+        return
+    counted = measure_block(spec, in_shape)
+    if tuple(declared) != counted:
+        raise ConformanceError(
+            f"{what or spec.kind}: cost() says {declared[0]:,} parameters and "
+            f"{declared[1]:,} MACs for input {in_shape}; the built block has {counted[0]:,} "
+            f"and {counted[1]:,}"
+        )
+
+
 def check_example(kind: str, params: dict[str, Any], in_shape: Any, trace: bool = True) -> None:
     """Shape contract, forward/backward, finiteness and fx trace for one configuration."""
     spec = get_block(kind)(**params)
@@ -85,6 +102,7 @@ def check_example(kind: str, params: dict[str, Any], in_shape: Any, trace: bool 
         )
     if not torch.isfinite(out).all():
         raise ConformanceError(f"{kind}{params}: non-finite output")
+    check_cost(spec, in_shape, f"{kind}{params}")
     out.float().square().mean().backward()
     for name, p in module.named_parameters():
         if p.grad is not None and not torch.isfinite(p.grad).all():

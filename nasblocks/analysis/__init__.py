@@ -1,7 +1,8 @@
 """Per-layer analysis of a spec: output shape, parameters and FLOPs, without training.
 
-Output shapes come from the shape plan; parameters and FLOPs from building the network on
-PyTorch's ``meta`` device (no memory) and running one forward under ``FlopCounterMode``.
+Output shapes come from the shape plan; parameters and FLOPs from each block's analytic
+:meth:`~nasblocks.registry.BlockSpec.cost` (a block without one is built alone on PyTorch's
+``meta`` device and counted under ``FlopCounterMode``, once per input shape).
 FLOPs are counted as multiply-accumulates, the convention of torchvision's model tables and
 of most papers (ResNet-50: 4.1 GFLOPs at 224x224); normalization, activations and pooling
 are not counted.
@@ -94,36 +95,95 @@ def format_table(s: Summary) -> str:
     return "\n".join(out)
 
 
-def _measure(spec: Spec, input_shape: tuple[int, ...]):
-    """Build on the meta device and count parameters and FLOPs per module."""
+Cost = tuple[int, int]  # (parameters, multiply-accumulates)
+_MEASURED: dict[tuple[str, str, Any], Cost] = {}  # blocks without a cost contract, counted
+
+
+def block_cost(block: Any, in_shape: Any) -> Cost:
+    """``(parameters, MACs)`` of one block for ``in_shape``: its analytic :meth:`cost`, or,
+    for a block that declares none (attention blocks, plugins), the block alone built on the
+    meta device and counted once per (fields, input shape)."""
+    declared = block.cost(in_shape)
+    if declared is not None:
+        return declared
+    key = (block.kind, block.model_dump_json(), _frozen(in_shape))
+    cached = _MEASURED.get(key)
+    if cached is None:
+        cached = measure_block(block, in_shape)
+        if len(_MEASURED) > 4096:
+            _MEASURED.clear()
+        _MEASURED[key] = cached
+    return cached
+
+
+def _frozen(shape: Any) -> Any:
+    return tuple(_frozen(s) for s in shape) if isinstance(shape, list) else tuple(shape)
+
+
+def measure_block(block: Any, in_shape: Any) -> Cost:
+    """Count one block built on the meta device (the CPU for ops without meta kernels):
+    parameters, and ``FlopCounterMode`` FLOPs of an eval-mode forward of one sample, halved."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    shapes = in_shape if type(block).arity != 1 else [in_shape]
+
+    def run(device: str) -> Cost:
+        with torch.device(device):
+            module = block.build_for(in_shape)
+        module.eval()
+        xs = [torch.zeros(1, *s, device=device) for s in shapes]
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            module(*xs)
+        return sum(p.numel() for p in module.parameters()), counter.get_total_flops() // 2
+
+    try:
+        return run("meta")
+    except (NotImplementedError, RuntimeError):  # an op without a meta kernel (deform conv)
+        return run("cpu")
+
+
+def node_costs(p: Plan) -> dict[int, Cost]:
+    """Cost of every node of ``p`` by index (a group's includes its children and repeats; an
+    aux head's parameters count, its MACs do not: it does not run in eval mode)."""
+    out: dict[int, Cost] = {}
+    for i, node in enumerate(p.nodes):
+        if node.group is not None:
+            inner = node_costs(node.group)
+            params = sum(c[0] for c in inner.values()) * node.layer.repeat
+            macs = sum(c[1] for c in inner.values()) * node.layer.repeat
+        else:
+            block = node.layer.block
+            inputs = [node.in_shape, *node.repeat_shapes[:-1]]
+            costs = [block_cost(block, s) for s in inputs]
+            params, macs = sum(c[0] for c in costs), sum(c[1] for c in costs)
+        out[i] = (params, 0 if node.layer.aux else macs)
+    return out
+
+
+def measure(spec: Spec, input_shape: tuple[int, ...] | None = None) -> Cost:
+    """``(parameters, MACs)`` counted on the whole network built on the meta device: the
+    reference the analytic costs are checked against (slow: seconds for a large net)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from nasblocks.builder import build_spec
 
-    def run(device: str):
+    shape = tuple(input_shape) if input_shape else spec.input_shape
+
+    def run(device: str) -> Cost:
         with torch.device(device):
-            model = build_spec(spec, input_shape)
+            model = build_spec(spec, shape)
         model.eval()
-        x = torch.zeros(1, *input_shape, device=device)
+        x = torch.zeros(1, *shape, device=device)
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             model(x)
-        return model, counter.get_flop_counts()
+        return sum(p.numel() for p in model.parameters()), counter.get_total_flops() // 2
 
     try:
-        model, counts = run("meta")
-    except (NotImplementedError, RuntimeError):  # an op without a meta kernel (deform conv)
-        model, counts = run("cpu")
-    root = type(model).__name__
-    flops = {
-        (k[len(root) + 1 :] if k.startswith(root + ".") else ("" if k == root else k)): sum(
-            v.values()
-        )
-        // 2
-        for k, v in counts.items()
-        if k != "Global"
-    }
-    return model, flops
+        return run("meta")
+    except (NotImplementedError, RuntimeError):
+        return run("cpu")
 
 
 def summary(
@@ -147,33 +207,21 @@ def summary(
     spec = load_spec(spec_or_path)
     shape = tuple(input_shape) if input_shape else spec.input_shape
     net_plan = plan(spec, shape)
-    model, flops = _measure(spec, shape)
     rows: list[Row] = []
 
-    def params_of(name: str) -> int:
-        return sum(p.numel() for p in model.get_submodule(name).parameters())
-
-    def add(p: Plan, prefix: str, level: int) -> None:
-        for node in p.nodes:
+    def add(p: Plan, prefix: str, level: int) -> Cost:
+        costs = node_costs(p)
+        for i, node in enumerate(p.nodes):
             name = prefix + node.name
-            rows.append(
-                Row(name, _kind(node), node.out_shape, params_of(name), flops.get(name, 0), level)
-            )
+            params, macs = costs[i]
+            rows.append(Row(name, _kind(node), node.out_shape, params, macs, level))
             if node.group is not None and level < depth and node.layer.repeat == 1:
                 add(node.group, name + ".", level + 1)
+        return sum(c[0] for c in costs.values()), sum(c[1] for c in costs.values())
 
-    add(net_plan, "", 0)
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return Summary(
-        spec.name,
-        shape,
-        net_plan.out_shape,
-        rows,
-        total,
-        trainable,
-        flops.get("", sum(r.flops for r in rows if r.depth == 0)),
-    )
+    total, flops = add(net_plan, "", 0)
+    # nasblocks freezes nothing: every parameter of a built network is trainable
+    return Summary(spec.name, shape, net_plan.out_shape, rows, total, total, flops)
 
 
 def _kind(node: Node) -> str:
@@ -187,8 +235,9 @@ def _kind(node: Node) -> str:
 
 def count(
     spec_or_path: str | Path | dict | Spec, input_shape: tuple[int, ...] | None = None
-) -> tuple[int, int]:
-    """``(parameters, FLOPs)`` of a spec, cheaply (meta device)."""
+) -> Cost:
+    """``(parameters, FLOPs)`` of a spec, from the blocks' analytic costs (no network is
+    built; blocks without a cost contract are counted alone, once per shape)."""
     spec = load_spec(spec_or_path)
-    model, flops = _measure(spec, tuple(input_shape) if input_shape else spec.input_shape)
-    return sum(p.numel() for p in model.parameters()), flops.get("", 0)
+    costs = node_costs(plan(spec, tuple(input_shape) if input_shape else None))
+    return sum(c[0] for c in costs.values()), sum(c[1] for c in costs.values())

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from nasblocks.blocks import _fields as f
+from nasblocks.blocks._costs import Cost, squeeze_excite
 from nasblocks.blocks._shapes import conv_size, feature_map
 from nasblocks.errors import ShapeError
 from nasblocks.registry import BlockSpec, Shape, register_block
@@ -57,6 +58,9 @@ class SqueezeExcite(BlockSpec):
         c, _, _ = feature_map(in_shape, self.kind)
         check_reduction(c, self.reduction)
         return tuple(in_shape)
+
+    def cost(self, in_shape: Shape) -> Cost:
+        return squeeze_excite(in_shape[0], self.reduction)
 
 
 @register_block("sk")

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from nasblocks.blocks import _costs as cost
 from nasblocks.blocks import _fields as f
+from nasblocks.blocks._costs import FREE, Cost
 from nasblocks.blocks._shapes import check_groups, conv_shape, feature_map, resolve_padding
 from nasblocks.registry import BlockSpec, Shape, register_block
 
@@ -63,6 +65,11 @@ class ReluConvBn(BlockSpec):
         kw["padding"] = self.resolved_padding()
         return kw
 
+    def cost(self, in_shape: Shape) -> Cost:
+        out = self.output_shape(in_shape)
+        conv = cost.conv(in_shape[0], self.out_channels, self.kernel_size, out)
+        return cost.total(conv, cost.norm("batch", self.out_channels, self.affine))
+
 
 @register_block("zero")
 class Zero(BlockSpec):
@@ -78,6 +85,9 @@ class Zero(BlockSpec):
 
     def output_shape(self, in_shape: Shape) -> Shape:
         return tuple(in_shape)
+
+    def cost(self, in_shape: Shape) -> Cost:
+        return FREE
 
     def build(self, in_channels):  # type: ignore[override]
         return self.module_class()()

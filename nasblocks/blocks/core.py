@@ -11,7 +11,9 @@ from typing import Literal
 
 from pydantic import Field
 
+from nasblocks.blocks import _costs as cost
 from nasblocks.blocks import _fields as f
+from nasblocks.blocks._costs import FREE, Cost
 from nasblocks.blocks._shapes import (
     check_groups,
     conv_shape,
@@ -58,6 +60,12 @@ class Conv2d(BlockSpec):
         check_groups(feature_map(in_shape, self.kind)[0], self.out_channels, self.groups)
         return conv_shape(
             in_shape, self.out_channels, self.kernel_size, self.stride, self.padding, self.dilation
+        )
+
+    def cost(self, in_shape: Shape) -> Cost:
+        out = self.output_shape(in_shape)
+        return cost.conv(
+            in_shape[0], self.out_channels, self.kernel_size, out, self.groups, self.bias
         )
 
 
@@ -125,6 +133,15 @@ class Conv(BlockSpec):
         kw["padding"] = self.resolved_padding()
         return kw
 
+    def cost(self, in_shape: Shape) -> Cost:
+        c = in_shape[0]
+        groups = c if self.depthwise else self.groups
+        bias = self.norm == "none" if self.bias is None else self.bias
+        conv = cost.conv(
+            c, self.out_channels, self.kernel_size, self.output_shape(in_shape), groups, bias
+        )
+        return cost.total(conv, cost.norm(self.norm, self.out_channels))
+
 
 @register_block("pointwise")
 class Pointwise(Conv):
@@ -160,6 +177,9 @@ class BatchNorm(BlockSpec):
     def build(self, in_channels):  # type: ignore[override]
         return self.build_for((in_channels, 1, 1))
 
+    def cost(self, in_shape: Shape) -> Cost:
+        return cost.norm("batch", in_shape[0], self.affine)
+
 
 @register_block("groupnorm")
 class GroupNorm(BlockSpec):
@@ -180,6 +200,9 @@ class GroupNorm(BlockSpec):
             )
         return in_shape
 
+    def cost(self, in_shape: Shape) -> Cost:
+        return cost.norm("group", in_shape[0])
+
 
 class _Elementwise(BlockSpec):
     """Shape-preserving layers without parameters of their own."""
@@ -192,6 +215,9 @@ class _Elementwise(BlockSpec):
     def build(self, in_channels):  # type: ignore[override]
         # torch.nn activations and dropout do not take the channel count.
         return self.module_class()(**self.module_kwargs())
+
+    def cost(self, in_shape: Shape) -> Cost:
+        return FREE
 
 
 def _activation(name: str, cls_name: str, doc: str, inplace: bool | None) -> type[BlockSpec]:
@@ -262,6 +288,9 @@ class Flatten(BlockSpec):
             n *= d
         return (n,)
 
+    def cost(self, in_shape: Shape) -> Cost:
+        return FREE
+
     def build(self, in_channels):  # type: ignore[override]
         return self.module_class()()
 
@@ -280,6 +309,9 @@ class Linear(BlockSpec):
     def output_shape(self, in_shape: Shape) -> Shape:
         vector(in_shape, self.kind)
         return (self.out_features,)
+
+    def cost(self, in_shape: Shape) -> Cost:
+        return cost.linear(in_shape[0], self.out_features, self.bias)
 
 
 @register_block("classifier")
@@ -306,3 +338,6 @@ class Classifier(BlockSpec):
         return self.module_class()(
             in_shape[0], **self.module_kwargs(), flat_input=len(in_shape) == 1
         )
+
+    def cost(self, in_shape: Shape) -> Cost:
+        return cost.linear(in_shape[0], self.num_classes)

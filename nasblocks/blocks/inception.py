@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
+from nasblocks.blocks import _costs as cost
 from nasblocks.blocks import _fields as f
+from nasblocks.blocks._costs import Cost
 from nasblocks.blocks._shapes import conv_size, feature_map, keep_size
 from nasblocks.errors import ShapeError
 from nasblocks.registry import BlockSpec, Shape, register_block
@@ -87,6 +89,23 @@ class Inception(BlockSpec):
     def output_shape(self, in_shape: Shape) -> Shape:
         channels = self.ch1x1 + self.ch3x3 + self.ch5x5 + self.pool_proj
         return keep_size(in_shape, channels, self.kind)
+
+    def cost(self, in_shape: Shape) -> Cost:
+        c, bias = in_shape[0], self.norm == "none"
+
+        def basic(cin: int, cout: int, k: int) -> Cost:
+            conv = cost.conv(cin, cout, k, (cout, *in_shape[1:]), bias=bias)
+            return cost.total(conv, cost.norm(self.norm, cout))
+
+        k3 = self.branch3_kernel_size
+        return cost.total(
+            basic(c, self.ch1x1, 1),
+            basic(c, self.ch3x3red, 1),
+            basic(self.ch3x3red, self.ch3x3, 3),
+            basic(c, self.ch5x5red, 1),
+            basic(self.ch5x5red, self.ch5x5, k3),
+            basic(c, self.pool_proj, 1),
+        )
 
 
 @register_block("inception_aux")

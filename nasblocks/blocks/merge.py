@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from nasblocks.blocks._costs import FREE, Cost
 from nasblocks.blocks._shapes import same_spatial
 from nasblocks.errors import ShapeError
 from nasblocks.registry import BlockSpec, Shape, register_block
@@ -28,6 +29,9 @@ class Concat(BlockSpec):
         h, w = same_spatial(in_shapes, "concat")
         return (sum(s[0] for s in in_shapes), h, w)
 
+    def cost(self, in_shape: list[Shape]) -> Cost:
+        return FREE
+
     def build(self, in_channels):  # type: ignore[override]
         return self.module_class()()
 
@@ -40,6 +44,9 @@ class _SameShape(BlockSpec):
         if len({tuple(s) for s in in_shapes}) != 1:
             raise ShapeError(f"{self.kind} inputs must have one shape, got {_shown(in_shapes)}")
         return tuple(in_shapes[0])
+
+    def cost(self, in_shape: list[Shape]) -> Cost:
+        return FREE
 
     def build(self, in_channels):  # type: ignore[override]
         return self.module_class()()
@@ -77,6 +84,9 @@ class Split(BlockSpec):
                 field="channels",
             )
         return (self.channels, *in_shape[1:])
+
+    def cost(self, in_shape: Shape) -> Cost:
+        return FREE
 
     def build(self, in_channels):  # type: ignore[override]
         return self.module_class()(self.start, self.channels)

@@ -10,7 +10,9 @@ from typing import Literal
 
 from pydantic import Field
 
+from nasblocks.blocks import _costs as cost
 from nasblocks.blocks import _fields as f
+from nasblocks.blocks._costs import Cost
 from nasblocks.blocks._shapes import conv_shape
 from nasblocks.blocks.core import Conv
 from nasblocks.registry import BlockSpec, Shape, register_block
@@ -63,3 +65,17 @@ class InvertedResidual(BlockSpec):
 
     def output_shape(self, in_shape: Shape) -> Shape:
         return conv_shape(in_shape, self.out_channels, 3, self.stride, 1, kind=self.kind)
+
+    def cost(self, in_shape: Shape) -> Cost:
+        c = in_shape[0]
+        hidden = int(round(c * self.expand_ratio))
+        out = self.output_shape(in_shape)
+        parts = [
+            cost.conv(hidden, hidden, 3, (hidden, *out[1:]), groups=hidden),  # depthwise
+            cost.norm("batch", hidden),
+            cost.conv(hidden, self.out_channels, 1, out),  # the linear projection
+            cost.norm("batch", self.out_channels),
+        ]
+        if self.expand_ratio != 1:
+            parts += [cost.conv(c, hidden, 1, (hidden, *in_shape[1:])), cost.norm("batch", hidden)]
+        return cost.total(*parts)

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from nasblocks.blocks import _fields as f
+from nasblocks.blocks._costs import FREE, Cost
 from nasblocks.blocks._shapes import IntOrPair, conv_shape, feature_map, pair
 from nasblocks.errors import ShapeError
 from nasblocks.registry import BlockSpec, Shape, register_block
@@ -41,6 +42,9 @@ def _check_half_kernel(kernel_size: IntOrPair, padding: IntOrPair) -> None:
 
 class _TorchPool(BlockSpec):
     """A ``torch.nn`` pool class built from the fields alone (it takes no channel count)."""
+
+    def cost(self, in_shape: Shape) -> Cost:
+        return FREE  # pooling and reshaping have no weights and no multiply-accumulates
 
     def build(self, in_channels):  # type: ignore[override]
         return self.module_class()(**{k: _tupled(v) for k, v in self.module_kwargs().items()})
@@ -161,6 +165,9 @@ class _GlobalPool(BlockSpec):
 class GlobalAvgPool(_GlobalPool):
     """Global average pooling (Lin et al., Network in Network, 2013): one value per channel."""
 
+    def cost(self, in_shape: Shape) -> Cost:
+        return FREE  # pooling and reshaping have no weights and no multiply-accumulates
+
     module = f"{_M}:GlobalAvgPool"
     examples = (({}, (4, 7, 5)), ({"flatten": True}, (4, 3, 3)))
 
@@ -180,6 +187,9 @@ class SPP(BlockSpec):
     ``parallel`` pools the input with every kernel (YOLOv3-SPP); ``cascade`` pools each
     previous pool's output (the seed notes' SPP; YOLOv5's SPPF cascades one kernel).
     """
+
+    def cost(self, in_shape: Shape) -> Cost:
+        return FREE  # pooling and reshaping have no weights and no multiply-accumulates
 
     module = f"{_M}:SPP"
     shorthand = "kernels"
@@ -213,6 +223,9 @@ class SPPNet(BlockSpec):
     Each level ``l`` pools to ``l x l`` bins; the levels are flattened and concatenated in order.
     """
 
+    def cost(self, in_shape: Shape) -> Cost:
+        return FREE  # pooling and reshaping have no weights and no multiply-accumulates
+
     module = f"{_M}:SPPNet"
     shorthand = "levels"
     levels: list[Annotated[int, Field(ge=1, le=64)]] = Field(
@@ -233,6 +246,9 @@ class Reorg(BlockSpec):
     The channel order is the reference ``Reorg``'s (offset-major: channel ``(a*s + b)*C + c``
     holds pixel offset ``(a, b)`` of input channel ``c``), not ``nn.PixelUnshuffle``'s.
     """
+
+    def cost(self, in_shape: Shape) -> Cost:
+        return FREE  # pooling and reshaping have no weights and no multiply-accumulates
 
     module = f"{_M}:Reorg"
     shorthand = "stride"

@@ -12,7 +12,9 @@ from typing import Literal
 
 from pydantic import Field
 
+from nasblocks.blocks import _costs as cost
 from nasblocks.blocks import _fields as f
+from nasblocks.blocks._costs import Cost
 from nasblocks.blocks._shapes import conv_shape, conv_size, feature_map
 from nasblocks.errors import ShapeError
 from nasblocks.registry import BlockSpec, Shape, register_block
@@ -141,6 +143,24 @@ class _ResNetBlock(BlockSpec):
         # Every 3x3 pads by its dilation and the shortcut is a 1x1: (H - 1) // stride + 1.
         return conv_shape(in_shape, self.out_channels, 1, self.stride, kind=self.kind)
 
+    def cost(self, in_shape: Shape) -> Cost | None:
+        """Analytic without attention or with SE (SK/CBAM blocks are counted built)."""
+        if self.attention not in ("none", "se"):
+            return None
+        out = self.output_shape(in_shape)
+        c, bias = in_shape[0], self.norm == "none"
+        shortcut = (0, 0)
+        if self.uses_downsample(c):
+            conv = cost.conv(c, self.out_channels, 1, out, bias=bias)
+            shortcut = cost.total(conv, cost.norm(self.norm, self.out_channels))
+        se = (0, 0)
+        if self.attention == "se":
+            se = cost.squeeze_excite(self.out_channels, self.attention_reduction)
+        return cost.total(shortcut, se, *self._branch(in_shape, out, bias))
+
+    def _branch(self, in_shape: Shape, out: Shape, bias: bool) -> list[Cost]:
+        raise NotImplementedError
+
 
 @register_block("basic")
 class BasicBlock(_ResNetBlock):
@@ -169,6 +189,15 @@ class BasicBlock(_ResNetBlock):
             raise ShapeError("an SK conv2 keeps its width: use expansion 1", field="expansion")
         super()._check(in_channels)
 
+    def _branch(self, in_shape: Shape, out: Shape, bias: bool) -> list[Cost]:
+        mid = (self.channels, *out[1:])
+        return [
+            cost.conv(in_shape[0], self.channels, 3, mid, bias=bias),
+            cost.norm(self.norm, self.channels),
+            cost.conv(self.channels, self.out_channels, 3, out, bias=bias),
+            cost.norm(self.norm, self.out_channels),
+        ]
+
 
 @register_block("bottleneck")
 class Bottleneck(_ResNetBlock):
@@ -188,6 +217,17 @@ class Bottleneck(_ResNetBlock):
         ({"channels": 8, "attention": "sk", "stride": 2, "width_per_group": 32}, (32, 8, 8)),
         ({"channels": 8, "attention": "cbam", "attention_reduction": 8}, (32, 6, 6)),
     )
+
+    def _branch(self, in_shape: Shape, out: Shape, bias: bool) -> list[Cost]:
+        width = self.width()
+        return [
+            cost.conv(in_shape[0], width, 1, (width, *in_shape[1:]), bias=bias),
+            cost.norm(self.norm, width),
+            cost.conv(width, width, 3, (width, *out[1:]), self.groups, bias=bias),
+            cost.norm(self.norm, width),
+            cost.conv(width, self.out_channels, 1, out, bias=bias),
+            cost.norm(self.norm, self.out_channels),
+        ]
 
 
 def _check_stride_1_identity(in_channels: int, out_channels: int, stride: int) -> None:

@@ -83,3 +83,48 @@ def test_block_inside_a_built_network_traces(kind, index):
     x = torch.randn(2, *in_shape)
     with torch.no_grad():
         torch.testing.assert_close(torch.fx.symbolic_trace(model)(x), model(x))
+
+
+def test_conformance_catches_a_wrong_cost():
+    from pydantic import Field
+
+    from nasblocks.registry import _REGISTRY, BlockSpec, register_block
+
+    @register_block("_miscounted")
+    class Miscounted(BlockSpec):
+        """A 1x1 conv that forgets its bias in cost()."""
+
+        module = "torch.nn:Conv2d"
+        examples = (({}, (4, 8, 8)),)
+        unused: int = Field(0, description="nothing")
+
+        def output_shape(self, in_shape):
+            return in_shape
+
+        def cost(self, in_shape):
+            c, h, w = in_shape
+            return c * c, c * c * h * w  # the bias (c parameters) is missing
+
+        def build(self, in_channels):
+            from torch import nn
+
+            return nn.Conv2d(in_channels, in_channels, 1)
+
+    try:
+        with pytest.raises(ConformanceError, match="cost\\(\\) says 16 parameters .* has 20"):
+            check_block("_miscounted", trace=False)
+    finally:
+        _REGISTRY.pop("_miscounted")
+
+
+def test_declared_costs_cover_the_common_blocks():
+    """The blocks most networks are made of are analytic (no module is built to count them)."""
+    analytic = {name for name in block_names() if _declares_cost(name)}
+    assert {"conv", "conv2d", "batchnorm", "linear", "basic", "bottleneck", "relu_conv_bn"} <= analytic
+    assert {"add", "concat", "maxpool", "avgpool", "relu", "identity", "zero"} <= analytic
+
+
+def _declares_cost(name):
+    cls = get_block(name)
+    params, shape = cls.examples[0]
+    return cls(**params).cost(shape) is not None
