@@ -48,7 +48,8 @@ def main() -> None:
     from nasblocks.spec import load_spec
 
     print(
-        "| network | load_spec ms | count ms | summary ms | measure (built) ms | count / load_spec |"
+        "| network | load_spec ms | count ms | summary ms | measure (built) ms "
+        "| count / load_spec |"
     )
     print("|---|---:|---:|---:|---:|---:|")
     for name in NETS:
@@ -68,7 +69,8 @@ def main() -> None:
         summ = timed(cold_summary, args.repeats)
         built = timed(lambda source=source: analysis.measure(load_spec(source)), args.repeats)
         print(
-            f"| {name} | {load:.1f} | {count:.1f} | {summ:.1f} | {built:.1f} | {count / load:.1f}x |"
+            f"| {name} | {load:.1f} | {count:.1f} | {summ:.1f} | {built:.1f} "
+            f"| {count / load:.1f}x |"
         )
 
 

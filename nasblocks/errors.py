@@ -68,9 +68,6 @@ class SpecError(NasBlocksError, ValueError):
             line, column = positions.get(path, (None, None))
         return type(self)(self.message, self.path, file or self.file, line, column)
 
-    def prefixed(self, prefix: Sequence[PathItem]) -> SpecError:
-        return type(self)(self.message, (*prefix, *self.path), self.file, self.line, self.column)
-
 
 class ShapeError(NasBlocksError, ValueError):
     """Raised by a block's shape contract; the builder turns it into a located SpecError.

@@ -41,7 +41,8 @@ def _trunc_normal(model: nn.Module, default_std: float, per_module: bool) -> Non
 
 
 def _unet(model: nn.Module) -> None:
-    """Seed 003's U-Net: every conv (transposed too) kaiming fan-in, BN scale N(1, 0.02)."""
+    """U-Net as ozan-oktay/Attention-Gated-Networks initialises it (``weights_init_kaiming``):
+    every conv (transposed too) kaiming fan-in, BN scale N(1, 0.02)."""
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
@@ -62,7 +63,7 @@ SCHEMES: dict[str, Callable[[nn.Module], None]] = {
     "googlenet": lambda model: _trunc_normal(model, 0.01, per_module=False),
     # torchvision Inception3: std 0.1 unless a module carries its own `stddev`
     "inception": lambda model: _trunc_normal(model, 0.1, per_module=True),
-    # seed 003's U-Net (weights_init_kaiming)
+    # U-Net (Attention-Gated-Networks' weights_init_kaiming)
     "unet": _unet,
 }
 

@@ -1,7 +1,8 @@
 """Attention blocks: squeeze-and-excitation, selective kernels (SKNet) and CBAM.
 
-``se``, ``sk`` and ``sk_unit`` reproduce seed 004's reference code (child names included, so
-its ``state_dict`` keys load unchanged); ``cbam`` follows seed 002's description of Woo et al.
+``se`` follows senet.pytorch's SELayer, ``sk`` and ``sk_unit`` the common PyTorch SKNet code
+(after pppLang/SKNet; child names included, so ``state_dict`` keys load unchanged); ``cbam``
+is Woo et al.'s module in the widely used CBAM.PyTorch layout.
 """
 
 from __future__ import annotations
@@ -41,12 +42,12 @@ def strided(in_shape: Shape, channels: int, stride: int, kind: str) -> Shape:
 class SqueezeExcite(BlockSpec):
     """Squeeze-and-Excitation (Hu et al., 2018): x * sigmoid(W2 relu(W1 mean_hw(x))).
 
-    Children ``avg_pool`` and ``fc`` (``fc.0``, ``fc.2`` bias-free linears) as seed 004's
-    SEBlock and senet.pytorch's SELayer, whose weights load unchanged.
+    Children ``avg_pool`` and ``fc`` (``fc.0``, ``fc.2`` bias-free linears) as senet.pytorch's
+    SELayer, whose weights load unchanged.
     """
 
     module = f"{_M}:SqueezeExcite"
-    source = "Hu et al., Squeeze-and-Excitation Networks (2018); seed 004 SEBlock"
+    source = "Hu et al., Squeeze-and-Excitation Networks (2018); senet.pytorch SELayer"
     shorthand = "reduction"
     reduction: int = Field(16, ge=1, description=REDUCTION_DOC)
     examples = (
@@ -65,7 +66,7 @@ class SqueezeExcite(BlockSpec):
 
 @register_block("sk")
 class SKConv(BlockSpec):
-    """Selective-kernel convolution (Li et al., 2019), exactly seed 004's SKConv.
+    """Selective-kernel convolution (Li et al., 2019), the common PyTorch SKConv variant.
 
     ``branches`` 3x3 convs of dilation 1, 2, ... (each conv-BN-ReLU, children ``conv1.{i}``)
     are summed, pooled and squeezed by ``att`` into per-channel softmax weights over the
@@ -73,7 +74,7 @@ class SKConv(BlockSpec):
     """
 
     module = f"{_M}:SKConv"
-    source = "Li et al., Selective Kernel Networks (2019); seed 004 SKConv"
+    source = "Li et al., Selective Kernel Networks (2019)"
     stride: int = Field(1, ge=1, le=64, description="Stride of every branch.")
     branches: int = Field(2, ge=1, le=8, description="Number of kernels (M): dilations 1..M.")
     reduction: int = Field(4, ge=1, description=REDUCTION_DOC)
@@ -91,7 +92,7 @@ class SKConv(BlockSpec):
 
 @register_block("sk_unit")
 class SKUnit(BlockSpec):
-    """SKNet bottleneck (seed 004's SKUnit): 1x1 conv, SKConv, 1x1 conv, plus a shortcut.
+    """SKNet bottleneck (SKUnit): 1x1 conv, SKConv, 1x1 conv, plus a shortcut.
 
     By default, as in the seed, equal in/out channels mean ``mid = in // 2``, stride 1 and an
     identity shortcut; otherwise ``mid = in``, stride 2 and a 1x1-conv + BN projection. Setting
@@ -100,7 +101,7 @@ class SKUnit(BlockSpec):
     """
 
     module = f"{_M}:SKUnit"
-    source = "Li et al., Selective Kernel Networks (2019); seed 004 SKUnit"
+    source = "Li et al., Selective Kernel Networks (2019)"
     shorthand = "out_channels"
     width_fields = ("out_channels",)
     out_channels: f.Channels = Field(description="Number of output channels.")
@@ -119,7 +120,8 @@ class SKUnit(BlockSpec):
     )
 
     def resolved(self, in_channels: int) -> tuple[int, int]:
-        """``(mid_channels, stride)`` after the seed's defaults."""
+        """``(mid_channels, stride)``; by default half the input inside a stage, the whole
+        input where the width doubles."""
         same = in_channels == self.out_channels
         mid = self.mid_channels or (in_channels // 2 if same else in_channels)
         stride = self.stride or (1 if same else 2)
@@ -139,16 +141,16 @@ class SKUnit(BlockSpec):
 
 @register_block("cbam")
 class CBAM(BlockSpec):
-    """Convolutional Block Attention Module (Woo et al., 2018), as seed 002 describes it.
+    """Convolutional Block Attention Module (Woo et al., 2018).
 
     Channel attention (avg- and max-pooled descriptors through one shared MLP of bias-free
     1x1 convs, summed, sigmoid) then spatial attention (channel mean and max -> kxk conv
-    without bias -> sigmoid). Seed 002 gives no code; the layout is the widely used
-    CBAM.PyTorch one (the paper's official code has biases and a BN in the spatial branch).
+    without bias -> sigmoid), the widely used CBAM.PyTorch layout (the paper's official code
+    has biases and a BN in the spatial branch).
     """
 
     module = f"{_M}:CBAM"
-    source = "Woo et al., CBAM: Convolutional Block Attention Module (2018); seed 002"
+    source = "Woo et al., CBAM: Convolutional Block Attention Module (2018)"
     shorthand = "reduction"
     reduction: int = Field(16, ge=1, description=REDUCTION_DOC)
     kernel_size: Literal[3, 7] = Field(7, description="Kernel of the spatial attention conv.")

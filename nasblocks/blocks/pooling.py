@@ -185,7 +185,7 @@ class SPP(BlockSpec):
     """YOLO spatial pyramid pooling: the input and stride-1 max pools, concatenated.
 
     ``parallel`` pools the input with every kernel (YOLOv3-SPP); ``cascade`` pools each
-    previous pool's output (the seed notes' SPP; YOLOv5's SPPF cascades one kernel).
+    previous pool's output (YOLOv5's SPPF cascades one kernel so).
     """
 
     def cost(self, in_shape: Shape) -> Cost:

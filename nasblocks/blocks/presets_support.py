@@ -1,8 +1,8 @@
 """Small layers some reference networks need and no block family provides.
 
 ``transform_input`` is torchvision's GoogLeNet / Inception-v3 input re-normalization,
-``log_softmax`` ends seed 001's MNIST net, and ``pixel_classifier`` is the 1x1 class-score
-convolution that ends a segmentation net (seed 003's U-Net ``final``).
+``log_softmax`` ends the classic PyTorch MNIST example net, and ``pixel_classifier`` is the
+1x1 class-score convolution that ends a segmentation net (U-Net's ``final``).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class PixelClassifier(BlockSpec):
     """
 
     module = f"{_M}:pixel_classifier"
-    source = "Long et al., Fully Convolutional Networks (2015); seed 003 U-Net"
+    source = "Long et al., Fully Convolutional Networks (2015)"
     shorthand = "num_classes"
     num_classes: int = Field(ge=1, le=1 << 16, description="Number of classes (output maps).")
     bias: bool = Field(True, description="Add a learnable bias per class.")

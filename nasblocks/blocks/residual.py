@@ -42,7 +42,7 @@ class _ResNetBlock(BlockSpec):
 
     shorthand = "channels"
     width_fields = ("channels",)
-    source = "He et al., Deep Residual Learning (2016); torchvision.models.resnet; seeds 000, 002"
+    source = "He et al., Deep Residual Learning (2016); torchvision.models.resnet"
 
     channels: f.Channels = Field(
         description="Base width (torchvision's planes); the block outputs channels * expansion."

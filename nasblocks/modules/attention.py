@@ -1,8 +1,9 @@
 """Attention modules: SE (Hu et al.), SKConv / SKUnit (Li et al.) and CBAM (Woo et al.).
 
-Child names follow seed 004's reference code (and senet.pytorch's SELayer) so their
-``state_dict`` keys load unchanged. All of them keep the channel count of their input; the
-residual blocks import ``SqueezeExcite``, ``CBAM`` and ``SKConv`` as building parts.
+Child names follow senet.pytorch's SELayer and the common PyTorch SKNet code (after
+pppLang/SKNet) so their ``state_dict`` keys load unchanged. All of them keep the channel
+count of their input; the residual blocks import ``SqueezeExcite``, ``CBAM`` and ``SKConv``
+as building parts.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class SKConv(nn.Module):
     """Selective kernel convolution: a per-channel softmax choice between dilated 3x3 branches.
 
     ``conv1.{i}`` is conv(3x3, dilation 1 + i, stride) -> BN -> ReLU; ``att`` squeezes the
-    sum of the branches to ``branches * C`` logits (1x1 convs with bias, as the seed).
+    sum of the branches to ``branches * C`` logits (1x1 convs with bias).
     """
 
     def __init__(
@@ -67,7 +68,7 @@ class SKConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = torch.stack([branch(x) for branch in self.conv1], dim=1)  # (B, M, C, H', W')
-        att = self.att(feats.sum(dim=1))  # (B, M*C, 1, 1), branch-major like the seed's split
+        att = self.att(feats.sum(dim=1))  # (B, M*C, 1, 1), branch-major, split per branch
         att = att.view(-1, self.branches, self.channels, 1, 1).softmax(dim=1)  # (B, M, C, 1, 1)
         return (feats * att).sum(dim=1)  # (B, C, H', W')
 

@@ -8,19 +8,6 @@ from torch import nn
 
 from nasblocks.blocks._shapes import IntOrPair, same_padding
 
-NORMS = ("batch", "group", "instance", "none")
-ACTIVATIONS = (
-    "relu",
-    "relu6",
-    "leaky_relu",
-    "silu",
-    "gelu",
-    "hardswish",
-    "sigmoid",
-    "tanh",
-    "none",
-)
-
 
 def make_norm(
     kind: str | None, channels: int, eps: float = 1e-5, momentum: float = 0.1

@@ -590,8 +590,7 @@ class Objective:
                     trial.set_user_attr("interrupted", True)
                     trial.set_user_attr("error", f"stopped: {str(e).splitlines()[0][:300]}")
                 raise
-            self._record_error(trial, e)
-            raise AssertionError("unreachable") from e  # _record_error raises
+            raise self._record_error(trial, e) from e
 
     def _run(self, trial: optuna.Trial) -> float | list[float]:
         trial.set_user_attr("worker", worker_id())
@@ -690,20 +689,22 @@ class Objective:
         ]
         return values[0] if len(values) == 1 else values
 
-    def _record_error(self, trial: optuna.Trial, error: Exception) -> None:
+    def _record_error(self, trial: optuna.Trial, error: Exception) -> Exception:
+        """Record why ``error`` ended the trial; the exception to raise in its place (a
+        prune for a diverged run, :class:`TrialFailed` for the rest)."""
         from nasblocks.train import DivergedError, TrainOutOfMemoryError
 
         if isinstance(error, DivergedError):
             trial.set_user_attr("diverged", str(error))
-            raise optuna.TrialPruned(str(error)) from None
+            return optuna.TrialPruned(str(error))
         if isinstance(error, TrainOutOfMemoryError):
             trial.set_user_attr("error", f"out of memory: {error}")
-            raise TrialFailed(str(error)) from None
+            return TrialFailed(str(error))
         reason = f"{type(error).__name__}: {error}".splitlines()[0][:500]
         trial.set_user_attr("error", reason)
         tb = traceback.format_exception(type(error), error, error.__traceback__)
         trial.set_user_attr("traceback", "".join(tb)[-4000:])
-        raise TrialFailed(reason) from error
+        return TrialFailed(reason)
 
 
 def find_duplicate(study: optuna.Study, key: str, number: int) -> FrozenTrial | None:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from nasblocks.blocks._shapes import make_divisible
 from nasblocks.errors import RegistryError, SpecError, YamlPath
-from nasblocks.registry import BlockSpec, get_block, suggest
+from nasblocks.registry import BlockSpec, get_block, is_block, suggest
 from nasblocks.spec.models import LAYER_META, SpecDocument, Vgg
 
 MAX_LAYERS = 10_000
@@ -208,9 +208,6 @@ class Spec:
         text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def error(self, message: str, path: YamlPath) -> SpecError:
-        return SpecError(message, path).located(self.file, self.positions)
-
 
 # -- pydantic errors -> one located line ---------------------------------------------------
 
@@ -255,7 +252,7 @@ class _Parser:
         for tname in self.templates:
             where = ("templates", tname)
             check_name(tname, where, "template name")
-            if tname == "vgg" or _is_block(tname):
+            if tname == "vgg" or is_block(tname):
                 raise SpecError(f"template {tname!r} has the name of a block; rename it", where)
             for pname in self.templates[tname].params:
                 check_name(pname, (*where, "params", pname), "template parameter")
@@ -493,14 +490,6 @@ class _Parser:
                 if vgg.activation != "none":
                     items.append(vgg.activation)
         return self.layers(items, path)
-
-
-def _is_block(name: str) -> bool:
-    try:
-        get_block(name)
-    except RegistryError:
-        return False
-    return True
 
 
 def _unwrap_block(item: dict, path: YamlPath) -> tuple[dict, YamlPath]:

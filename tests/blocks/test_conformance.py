@@ -120,7 +120,15 @@ def test_conformance_catches_a_wrong_cost():
 def test_declared_costs_cover_the_common_blocks():
     """The blocks most networks are made of are analytic (no module is built to count them)."""
     analytic = {name for name in block_names() if _declares_cost(name)}
-    assert {"conv", "conv2d", "batchnorm", "linear", "basic", "bottleneck", "relu_conv_bn"} <= analytic
+    assert {
+        "conv",
+        "conv2d",
+        "batchnorm",
+        "linear",
+        "basic",
+        "bottleneck",
+        "relu_conv_bn",
+    } <= analytic
     assert {"add", "concat", "maxpool", "avgpool", "relu", "identity", "zero"} <= analytic
 
 
