@@ -16,7 +16,7 @@ from typing import Any
 
 from nasblocks.errors import SpecError
 from nasblocks.spec import Spec, load_spec, plan
-from nasblocks.spec.plan import Node, Plan
+from nasblocks.spec.plan import Node, Plan, plan_costs
 
 
 @dataclass(frozen=True)
@@ -144,21 +144,9 @@ def measure_block(block: Any, in_shape: Any) -> Cost:
 
 
 def node_costs(p: Plan) -> dict[int, Cost]:
-    """Cost of every node of ``p`` by index (a group's includes its children and repeats; an
-    aux head's parameters count, its MACs do not: it does not run in eval mode)."""
-    out: dict[int, Cost] = {}
-    for i, node in enumerate(p.nodes):
-        if node.group is not None:
-            inner = node_costs(node.group)
-            params = sum(c[0] for c in inner.values()) * node.layer.repeat
-            macs = sum(c[1] for c in inner.values()) * node.layer.repeat
-        else:
-            block = node.layer.block
-            inputs = [node.in_shape, *node.repeat_shapes[:-1]]
-            costs = [block_cost(block, s) for s in inputs]
-            params, macs = sum(c[0] for c in costs), sum(c[1] for c in costs)
-        out[i] = (params, 0 if node.layer.aux else macs)
-    return out
+    """Cost of every node of ``p`` by index (:func:`nasblocks.spec.plan.plan_costs` with
+    :func:`block_cost`)."""
+    return dict(enumerate(plan_costs(p, block_cost)))
 
 
 def measure(spec: Spec, input_shape: tuple[int, ...] | None = None) -> Cost:

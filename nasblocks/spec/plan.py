@@ -6,6 +6,7 @@ the builder turns into modules. Every failure is a :class:`SpecError` at the lay
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,12 @@ from nasblocks.registry import Shape
 from nasblocks.spec.layers import Layer, Spec
 
 INPUT = -1  # node index meaning "the input of this layer list"
+MAX_PARAMS = 2_000_000_000
+"""Parameters a network may have (8 GB of float32 weights; ResNet-152 has 60 M), counted from
+the blocks' analytic costs before anything is allocated, so a 100-byte spec cannot ask
+``build`` for 240 GB."""
+
+Cost = tuple[int, int]  # (parameters, multiply-accumulates)
 
 
 @dataclass(frozen=True)
@@ -142,11 +149,48 @@ def _resolve(
     return j
 
 
+def plan_costs(p: Plan, block_cost: Callable[[Any, Any], Cost]) -> list[Cost]:
+    """Cost of every node of ``p``, in order: ``block_cost(block, in_shape)`` per block and
+    repetition, a group's children times its repeats; an aux head's parameters count, its
+    multiply-accumulates do not (it does not run in eval mode)."""
+    out: list[Cost] = []
+    for node in p.nodes:
+        if node.group is not None:
+            inner = plan_costs(node.group, block_cost)
+            params = sum(c[0] for c in inner) * node.layer.repeat
+            macs = sum(c[1] for c in inner) * node.layer.repeat
+        else:
+            inputs = [node.in_shape, *node.repeat_shapes[:-1]]
+            costs = [block_cost(node.layer.block, s) for s in inputs]
+            params, macs = sum(c[0] for c in costs), sum(c[1] for c in costs)
+        out.append((params, 0 if node.layer.aux else macs))
+    return out
+
+
+def _declared(block: Any, in_shape: Any) -> Cost:
+    return block.cost(in_shape) or (0, 0)  # blocks without a cost contract: not counted here
+
+
+def check_params(p: Plan) -> None:
+    """Refuse a network over :data:`MAX_PARAMS`, at the layer that crosses it (a lower bound:
+    blocks that declare no cost count 0 here; torch-free)."""
+    total = 0
+    for node, (params, _) in zip(p.nodes, plan_costs(p, _declared), strict=True):
+        total += params
+        if total > MAX_PARAMS:
+            raise SpecError(
+                f"the network has more than {MAX_PARAMS:,} parameters ({total:,} up to this "
+                f"layer, {params:,} in it); refusing before allocating any",
+                node.layer.path,
+            )
+
+
 def plan(spec: Spec, input_shape: Shape | None = None) -> Plan:
     """Shapes of every layer of ``spec`` for ``input_shape`` (default: the spec's input)."""
     shape = tuple(input_shape) if input_shape is not None else spec.input_shape
     try:
         result = plan_layers(spec.layers, shape, top=True)
+        check_params(result)
         if spec.outputs is not None:
             if not spec.outputs:
                 raise SpecError("outputs needs at least one layer", ("outputs",))
