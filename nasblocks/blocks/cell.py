@@ -13,14 +13,15 @@ from pydantic import Field
 from nasblocks.blocks import _costs as cost
 from nasblocks.blocks import _fields as f
 from nasblocks.blocks._costs import FREE, Cost
-from nasblocks.blocks._shapes import check_groups, conv_shape, feature_map, resolve_padding
+from nasblocks.blocks._shapes import check_groups, feature_map
+from nasblocks.blocks.core import PaddedConv
 from nasblocks.registry import BlockSpec, Shape, register_block
 
 _M = "nasblocks.modules.cell"
 
 
 @register_block("relu_conv_bn")
-class ReluConvBn(BlockSpec):
+class ReluConvBn(PaddedConv):
     """ReLU, then a bias-free convolution, then batch norm (children ``op.0``-``op.2``).
 
     The pre-activation operation of DARTS (Liu et al., 2019) and NAS-Bench-201's
@@ -46,24 +47,9 @@ class ReluConvBn(BlockSpec):
     norm_eps: float = f.eps_field()
     norm_momentum: float = f.momentum_field()
 
-    def resolved_padding(self) -> tuple[int, int]:
-        return resolve_padding(self.padding, self.kernel_size, self.dilation)
-
     def output_shape(self, in_shape: Shape) -> Shape:
         check_groups(feature_map(in_shape, self.kind)[0], self.out_channels, 1)
-        return conv_shape(
-            in_shape,
-            self.out_channels,
-            self.kernel_size,
-            self.stride,
-            self.resolved_padding(),
-            self.dilation,
-        )
-
-    def module_kwargs(self) -> dict:
-        kw = super().module_kwargs()
-        kw["padding"] = self.resolved_padding()
-        return kw
+        return self.padded_shape(in_shape)
 
     def cost(self, in_shape: Shape) -> Cost:
         out = self.output_shape(in_shape)

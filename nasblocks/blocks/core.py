@@ -7,7 +7,7 @@ written layer for layer with identical ``state_dict`` keys.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -69,8 +69,35 @@ class Conv2d(BlockSpec):
         )
 
 
+class PaddedConv(BlockSpec):
+    """Shared by convolution blocks whose ``padding`` defaults to 'same' (odd kernels); the
+    subclass declares ``out_channels``, ``kernel_size``, ``stride``, ``padding`` and
+    ``dilation``."""
+
+    out_channels: int
+    kernel_size: Any
+    stride: Any
+    padding: Any
+    dilation: Any
+
+    def resolved_padding(self) -> tuple[int, int]:
+        return resolve_padding(self.padding, self.kernel_size, self.dilation)
+
+    def padded_shape(self, in_shape: Shape) -> Shape:
+        """The output shape with the resolved padding."""
+        pad = self.resolved_padding()
+        return conv_shape(
+            in_shape, self.out_channels, self.kernel_size, self.stride, pad, self.dilation
+        )
+
+    def module_kwargs(self) -> dict:
+        kw = super().module_kwargs()
+        kw["padding"] = self.resolved_padding()
+        return kw
+
+
 @register_block("conv")
-class Conv(BlockSpec):
+class Conv(PaddedConv):
     """Convolution, normalization, activation: the workhorse (``conv``, ``bn``, ``act`` children).
 
     Padding defaults to 'same' for odd kernels (``(k - 1) // 2 * dilation``); ``depthwise: true``
@@ -107,9 +134,6 @@ class Conv(BlockSpec):
     norm_momentum: float = f.momentum_field()
     activation: f.Activation = f.activation_field()
 
-    def resolved_padding(self) -> tuple[int, int]:
-        return resolve_padding(self.padding, self.kernel_size, self.dilation)
-
     def output_shape(self, in_shape: Shape) -> Shape:
         c = feature_map(in_shape, self.kind)[0]
         if self.depthwise and self.out_channels % c:
@@ -119,19 +143,7 @@ class Conv(BlockSpec):
                 field="out_channels",
             )
         check_groups(c, self.out_channels, c if self.depthwise else self.groups)
-        return conv_shape(
-            in_shape,
-            self.out_channels,
-            self.kernel_size,
-            self.stride,
-            self.resolved_padding(),
-            self.dilation,
-        )
-
-    def module_kwargs(self) -> dict:
-        kw = super().module_kwargs()
-        kw["padding"] = self.resolved_padding()
-        return kw
+        return self.padded_shape(in_shape)
 
     def cost(self, in_shape: Shape) -> Cost:
         c = in_shape[0]

@@ -129,6 +129,16 @@ class InceptionAux(BlockSpec):
         feature_map(in_shape, self.kind)  # adaptive pooling takes any H x W
         return (self.num_classes,)
 
+    def cost(self, in_shape: Shape) -> Cost:
+        bias = self.norm == "none"
+        conv = cost.conv(in_shape[0], 128, 1, (128, 4, 4), bias=bias)
+        return cost.total(
+            conv,
+            cost.norm(self.norm, 128),
+            cost.linear(128 * 4 * 4, 1024),
+            cost.linear(1024, self.num_classes),
+        )
+
 
 @register_block("inception_a")
 class InceptionA(BlockSpec):

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from nasblocks.blocks._costs import FREE, Cost
 from nasblocks.blocks._shapes import feature_map
 from nasblocks.errors import ShapeError
 from nasblocks.registry import BlockSpec, Shape, register_block
@@ -29,6 +30,9 @@ class TransformInput(BlockSpec):
     of the ``state_dict``); ``enabled: false`` makes it the identity, torchvision's default
     unless it loads pretrained weights.
     """
+
+    def cost(self, in_shape: Shape) -> Cost:
+        return FREE  # a per-channel scale and shift: no weights, no multiply-accumulates
 
     module = f"{_M}:TransformInput"
     source = "torchvision.models.googlenet / inception_v3 (transform_input)"

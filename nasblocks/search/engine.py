@@ -55,6 +55,7 @@ from nasblocks.search.candidate import (
     make_candidate,
     train_settings,
 )
+from nasblocks.search.logs import quiet_optuna
 from nasblocks.search.progress import Progress
 from nasblocks.search.samplers import OptunaSource, make_pruner, make_sampler
 from nasblocks.search.storage import (  # noqa: F401 (storage_url, open_storage: public here too)
@@ -315,9 +316,9 @@ def _write_what_we_have(study: optuna.Study, out: Path) -> None:
 def _run_here(study: optuna.Study, objective: Objective, out: Path, show: Progress) -> str | None:
     """Trials in this process until the budget is met; returns why it stopped early, if so."""
     budget = objective.settings.budget
-    stopper = _Stopper(budget.trials)
+    stopper = Stopper(budget.trials)
     if count_finished(study) < budget.trials:
-        with _quiet_optuna():
+        with quiet_optuna():
             study.optimize(
                 objective,
                 timeout=budget.timeout,
@@ -383,9 +384,9 @@ def _run_table(
     ends, fails or is interrupted. A killed table search loses at most one batch, which the
     next run evaluates again (a lookup is deterministic)."""
     budget = objective.settings.budget
-    stopper = _Stopper(budget.trials)
+    stopper = Stopper(budget.trials)
     done = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.FAIL))
-    with _quiet_optuna():
+    with quiet_optuna():
         memory = optuna.create_study(
             directions=[d.name.lower() for d in study.directions],
             sampler=study.sampler,
@@ -408,7 +409,7 @@ def _run_table(
 
     try:
         if count_finished(memory) < budget.trials:
-            with _quiet_optuna():
+            with quiet_optuna():
                 memory.optimize(
                     objective,
                     timeout=budget.timeout,
@@ -416,7 +417,7 @@ def _run_table(
                     catch=(TrialFailed,),
                 )
     finally:
-        with _quiet_optuna():
+        with quiet_optuna():
             flush()
     return stopper.error
 
@@ -426,7 +427,7 @@ def _run_shared(study: optuna.Study, objective: Objective, show: Progress) -> st
     from nasblocks.search.workers import LOCK_FILE, trial_loop
 
     budget = objective.settings.budget
-    stopper = _Stopper(budget.trials)
+    stopper = Stopper(budget.trials)
     deadline = time.time() + budget.timeout if budget.timeout else None
     trial_loop(
         study,
@@ -502,7 +503,7 @@ def open_study(
     name = study_name(space)
     objectives = settings.directions()
     directions = [d for _, d in objectives]
-    with _quiet_optuna():
+    with quiet_optuna():
         study = optuna.create_study(
             storage=open_storage(url, heartbeat),
             study_name=name,
@@ -721,7 +722,7 @@ def find_duplicate(study: optuna.Study, key: str, number: int) -> FrozenTrial | 
 # -- stopping and logging ---------------------------------------------------------------------
 
 
-class _Stopper:
+class Stopper:
     """Stops the study when ``target`` trials have finished, or after repeated failures."""
 
     def __init__(self, target: int) -> None:
@@ -768,15 +769,3 @@ def _torch_threads(threads: int | None):
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-@contextmanager
-def _quiet_optuna():
-    """nasblocks prints its own progress; Optuna's per-trial INFO/WARNING lines would
-    duplicate it (the reasons are in the trials' user attributes)."""
-    level = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    try:
-        yield
-    finally:
-        optuna.logging.set_verbosity(level)

@@ -56,11 +56,11 @@ from nasblocks.search.candidate import DataInfo
 from nasblocks.search.engine import (
     MAX_INFEASIBLE_IN_A_ROW,
     SearchOutcome,
-    _quiet_optuna,
     count_finished,
     max_epochs,
     prepare_run,
 )
+from nasblocks.search.logs import quiet_optuna
 from nasblocks.search.ray_results import (
     RAY_DIR,
     ROUND_PREFIX,
@@ -138,6 +138,11 @@ def search_ray(
     if not isinstance(space, SearchSpace):
         space = load_space(space, overrides)
     settings = space.settings
+    if settings.evaluate is not None:
+        raise SearchError(
+            "a table search runs on the embedded backend (a lookup takes microseconds: there "
+            "is nothing to distribute); drop --backend ray"
+        )
     out = Path(out) if out is not None else Path("experiments") / "runs" / space.name
     data = _absolute(DataHandle.from_settings(settings.data, settings.seed))
     url = storage_url(out, storage or settings.storage)
@@ -393,7 +398,7 @@ class _Rounds:
         # the searcher's own study, told every earlier trial (a copy: Ray pickles it)
         storage = optuna.storages.InMemoryStorage()
         told = write_study(storage, "ray", self.space, self.info, records)
-        with _quiet_optuna():
+        with quiet_optuna():
             searcher = OptunaSearch(
                 DefineByRun(self.space),
                 metric=names if len(names) > 1 else names[0],
@@ -440,7 +445,7 @@ class _Rounds:
         before = os.environ.get(key)
         os.environ[key] = "0"
         try:
-            with _quiet_optuna(), contextlib.ExitStack() as stack, warnings.catch_warnings():
+            with quiet_optuna(), contextlib.ExitStack() as stack, warnings.catch_warnings():
                 # a trial re-run after its worker died reports its epochs again to the searcher
                 warnings.filterwarnings("ignore", "The reported value is ignored", UserWarning)
                 if self.verbose == 0:

@@ -33,7 +33,7 @@ from nasblocks.files import write_atomic
 from nasblocks.search import folder as run_folder
 from nasblocks.search import results
 from nasblocks.search.candidate import DataInfo, complete_spec, train_settings
-from nasblocks.search.engine import _quiet_optuna
+from nasblocks.search.logs import quiet_optuna
 from nasblocks.search.ray_trial import flat
 from nasblocks.search.trial import METRICS
 from nasblocks.space import Choice, FixedSource, IntRange, Node, SearchSpace
@@ -207,7 +207,7 @@ def to_frozen(record: TrialRecord, space: SearchSpace, info: DataInfo) -> Frozen
 def prepare_study(storage: Any, name: str, space: SearchSpace, where: str) -> optuna.Study:
     """Open (or create) the study the Ray results are converted into; refuse one the Optuna
     backend owns, whose trials would be replaced. ``where``: the storage, for the message."""
-    with _quiet_optuna():
+    with quiet_optuna():
         try:
             study = optuna.load_study(study_name=name, storage=storage)
         except KeyError:
@@ -223,7 +223,7 @@ def prepare_study(storage: Any, name: str, space: SearchSpace, where: str) -> op
 
 def _create_study(storage: Any, name: str, space: SearchSpace) -> optuna.Study:
     settings = space.settings
-    with _quiet_optuna():
+    with quiet_optuna():
         study = optuna.create_study(
             storage=storage,
             study_name=name,
@@ -255,7 +255,7 @@ def write_study(
         if trial.user_attrs.get("weights") == "pending":
             trial.set_user_attr("weights", results.weights_file(name, number))
         trials.append(trial)
-    with _quiet_optuna(), contextlib.suppress(KeyError):
+    with quiet_optuna(), contextlib.suppress(KeyError):
         optuna.delete_study(study_name=name, storage=storage)
     study = _create_study(storage, name, space)
     study.add_trials(trials)

@@ -263,9 +263,9 @@ def param_importances(study: optuna.Study, acc_index: int = 0) -> tuple[dict[str
 
     if len(done) > MAX_IMPORTANCE_TRIALS:  # fANOVA's cost grows with the trials: a sample
         sample = random.Random(0).sample(done, MAX_IMPORTANCE_TRIALS)
-        from nasblocks.search.engine import _quiet_optuna
+        from nasblocks.search.logs import quiet_optuna
 
-        with warnings.catch_warnings(), _quiet_optuna():
+        with warnings.catch_warnings(), quiet_optuna():
             warnings.simplefilter("ignore")
             study = optuna.create_study(directions=study.directions)
             study.add_trials(sample)

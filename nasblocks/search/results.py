@@ -195,7 +195,7 @@ def read_run_file(out: Path) -> dict[str, Any]:
 
 def load_study(out: Path) -> optuna.Study:
     """The study of a search output folder (read from its run.json)."""
-    from nasblocks.search.engine import _quiet_optuna
+    from nasblocks.search.logs import quiet_optuna
     from nasblocks.search.storage import open_storage
 
     run = read_run_file(out)
@@ -205,7 +205,7 @@ def load_study(out: Path) -> optuna.Study:
         if not db.is_file():  # opening it would create an empty database there
             raise SearchError(f"{out}: the study database {db} is missing")
         run_folder.check_database(db, Path(out))
-    with _quiet_optuna():
+    with quiet_optuna():
         try:
             return optuna.load_study(study_name=run["study_name"], storage=open_storage(url))
         except KeyError as e:

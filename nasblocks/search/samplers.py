@@ -50,13 +50,13 @@ def make_sampler(space: SearchSpace, seed: int | None) -> optuna.samplers.BaseSa
             )
         if s.name == "grid":
             return optuna.samplers.GridSampler(space.grid(), seed=seed)
+        if s.name in ("evolution", "local_search") and multi:
+            raise space.error(
+                f"the {s.name} sampler is single-objective; use nsga2 or tpe with several "
+                "objectives",
+                ("search", "sampler"),
+            )
         if s.name == "evolution":
-            if multi:
-                raise space.error(
-                    "the evolution sampler is single-objective; use nsga2 or "
-                    "tpe with several objectives",
-                    ("search", "sampler"),
-                )
             from nasblocks.search.evolution import RegularizedEvolutionSampler
 
             population = s.population_size or 10
@@ -67,12 +67,6 @@ def make_sampler(space: SearchSpace, seed: int | None) -> optuna.samplers.BaseSa
                 n_startup_trials=s.n_startup_trials,
             )
         if s.name == "local_search":
-            if multi:
-                raise space.error(
-                    "the local_search sampler is single-objective; use nsga2 or "
-                    "tpe with several objectives",
-                    ("search", "sampler"),
-                )
             from nasblocks.search.local_search import LocalSearchSampler
 
             startup = 10 if s.n_startup_trials is None else s.n_startup_trials

@@ -58,6 +58,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nasblocks.errors import NasBlocksError
 from nasblocks.search import engine, results, storage
 from nasblocks.search import folder as run_folder
+from nasblocks.search.logs import quiet_optuna
 
 if TYPE_CHECKING:
     from nasblocks.search.progress import Progress
@@ -318,7 +319,7 @@ def trial_loop(
                 wait(WAIT_S)
                 continue
             try:
-                with engine._quiet_optuna():
+                with quiet_optuna():
                     study.optimize(
                         objective,
                         n_trials=1,
@@ -398,7 +399,7 @@ class _Supervisor:
         self.gate = Admission(study, self.target, Path(first.out) / LOCK_FILE, first.since)
         self.procs: dict[int, Any] = {}
         self.reported = {t.number for t in study.get_trials(deepcopy=False, states=ENDED)}
-        self.stopper = engine._Stopper(self.target)
+        self.stopper = engine.Stopper(self.target)
         self.deaths = 0
         self.error: str | None = None
 

@@ -260,3 +260,13 @@ def test_the_cli_runs_the_space_as_written(tmp_path):
         "pruner none, objectives test_acc" in text
     )
     assert "best: trial" in text and "test_acc 9" in text
+
+
+def test_a_table_search_refuses_other_backends(tmp_path):
+    with pytest.raises(SearchError, match="a table search runs in one process"):
+        search(SPACE, out=tmp_path, progress=False, workers=2)
+    from nasblocks.search.ray_backend import search_ray
+
+    with pytest.raises(SearchError, match="a table search runs on the embedded backend"):
+        search_ray(SPACE, out=tmp_path, progress=False)
+    assert not any(tmp_path.iterdir())  # refused before anything is written

@@ -268,3 +268,21 @@ def test_validate_and_schema_do_not_import_torch(tmp_path):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_validate_reports_parameters_and_macs_without_torch(tmp_path):
+    net = tmp_path / "net.yaml"
+    net.write_text(GOOD_HEAD + "  - conv: 8\n")
+    sk = tmp_path / "sk.yaml"
+    sk.write_text(GOOD_HEAD + "  - conv: 8\n  - sk: {}\n")
+    code = (
+        "import sys\nfrom nasblocks.cli.main import main\n"
+        f"assert main(['validate', {str(net)!r}, {str(sk)!r}]) == 0\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    first, second = proc.stdout.splitlines()
+    # conv 3 -> 8, 3x3, no bias (a BN follows): 216 weights + 16 BN; 216 x 16 x 16 MACs
+    assert first.endswith("3x16x16 -> 8x16x16, 232 params, 55.30K MACs)"), first
+    assert "at least" in second and "sk counted by `nasblocks summary`" in second
