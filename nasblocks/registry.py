@@ -42,9 +42,9 @@ class BlockSpec(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
-        use_attribute_docstrings=True,
         strict=True,
         allow_inf_nan=False,
+        defer_build=True,  # a block's validator is built when the kind is first used
     )
 
     kind: ClassVar[str] = ""
@@ -125,6 +125,9 @@ def register_block(name: str, *, replace: bool = False) -> Callable[[B], B]:
             raise TypeError(f"@register_block({name!r}) expects a BlockSpec subclass, got {cls!r}")
         if not name.isidentifier():
             raise RegistryError(f"block name {name!r} is not a valid identifier")
+        builtin = _builtin_family(name)
+        if builtin is not None and not replace and cls.__module__ != builtin:
+            raise RegistryError(f"block {name!r} is a built-in block ({builtin})")
         if name in _REGISTRY and not replace and _REGISTRY[name] is not cls:
             raise RegistryError(
                 f"block {name!r} is already registered by {_REGISTRY[name].__module__}"
@@ -136,11 +139,25 @@ def register_block(name: str, *, replace: bool = False) -> Callable[[B], B]:
     return deco
 
 
-def _load_builtins() -> None:
+def _builtin_family(name: str) -> str | None:
+    from nasblocks.blocks import BUILTIN
+
+    family = BUILTIN.get(name)
+    return None if family is None else f"nasblocks.blocks.{family}"
+
+
+def _load_builtins(name: str | None = None) -> None:
+    """The family declaring the built-in ``name`` (lazily: :mod:`nasblocks.blocks`), or every
+    family when ``name`` is None or no built-in."""
     global _builtins_loaded
-    if not _builtins_loaded:
-        _builtins_loaded = True
-        importlib.import_module("nasblocks.blocks")
+    if _builtins_loaded or (name is not None and name in _REGISTRY):
+        return
+    from nasblocks.blocks import load_all, load_family
+
+    if name is not None and load_family(name):
+        return
+    _builtins_loaded = True
+    load_all()
 
 
 def _load_entry_points() -> None:
@@ -163,7 +180,7 @@ def suggest(name: str, options: Iterable[str]) -> str:
 
 def get_block(name: str) -> type[BlockSpec]:
     """The spec class registered as ``name``; unknown names raise with suggestions."""
-    _load_builtins()
+    _load_builtins(name)
     if name not in _REGISTRY:
         _load_entry_points()
     try:
@@ -173,7 +190,7 @@ def get_block(name: str) -> type[BlockSpec]:
 
 
 def is_block(name: str) -> bool:
-    _load_builtins()
+    _load_builtins(name)
     if name not in _REGISTRY:
         _load_entry_points()
     return name in _REGISTRY

@@ -119,8 +119,16 @@ def test_duplicate_registration_raises():
     from nasblocks import RegistryError, register_block
     from nasblocks.blocks.core import Conv
 
-    with pytest.raises(RegistryError, match="already registered"):
+    with pytest.raises(RegistryError, match="'conv' is a built-in block"):
         register_block("conv")(type("Other", (Conv,), {}))
+    from nasblocks.registry import _REGISTRY
+
+    try:
+        with pytest.raises(RegistryError, match="already registered"):
+            register_block("_twice")(type("One", (Conv,), {}))
+            register_block("_twice")(type("Two", (Conv,), {}))
+    finally:
+        _REGISTRY.pop("_twice", None)
 
 
 # -- the README's "Your own blocks" section, run as written in a fresh folder ----------------

@@ -233,7 +233,7 @@ class _Elementwise(BlockSpec):
 
 
 def _activation(name: str, cls_name: str, doc: str, inplace: bool | None) -> type[BlockSpec]:
-    fields: dict = {"__doc__": doc, "module": f"torch.nn:{cls_name}"}
+    fields: dict = {"__doc__": doc, "module": f"torch.nn:{cls_name}", "__module__": __name__}
     annotations: dict = {}
     if inplace is not None:
         annotations["inplace"] = bool

@@ -18,7 +18,9 @@ Dim = Annotated[int, Field(ge=1, le=8192)]
 
 class _Model(BaseModel):
     # strict: `true` is not the number 1; NaN and inf are no sizes or multipliers
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, allow_inf_nan=False, defer_build=True
+    )
 
 
 class Defaults(_Model):

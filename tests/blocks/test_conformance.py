@@ -136,3 +136,37 @@ def _declares_cost(name):
     cls = get_block(name)
     params, shape = cls.examples[0]
     return cls(**params).cost(shape) is not None
+
+
+def test_the_lazy_index_names_every_builtin_block_and_its_family():
+    """nasblocks.blocks.BUILTIN (what validate imports lazily) matches the registrations, and a
+    fresh process that uses `conv` imports its family alone."""
+    import subprocess
+    import sys
+
+    from nasblocks.blocks import BUILTIN
+
+    declared = {name: get_block(name).__module__ for name in block_names()}
+    builtin = {k: v for k, v in declared.items() if v.startswith("nasblocks.blocks.")}
+    assert builtin == {k: f"nasblocks.blocks.{f}" for k, f in BUILTIN.items()}
+    code = (
+        "import sys\nfrom nasblocks.registry import get_block\nget_block('conv')\n"
+        "print(sorted(m for m in sys.modules if m.startswith('nasblocks.blocks.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    import ast
+
+    families = ast.literal_eval(out.stdout)
+    assert "nasblocks.blocks.core" in families
+    assert not {"nasblocks.blocks.inception", "nasblocks.blocks.attention"} & set(families)
+
+
+def test_a_plugin_cannot_take_a_builtin_name_before_it_is_loaded():
+    from nasblocks.errors import RegistryError
+    from nasblocks.registry import BlockSpec, register_block
+
+    with pytest.raises(RegistryError, match="'spp' is a built-in block"):
+
+        @register_block("spp")
+        class NotSpp(BlockSpec):
+            """x"""
