@@ -8,14 +8,9 @@ from nasblocks.cli.main import add_command
 from nasblocks.cli.summary import add_set_option, overrides_from
 
 
-def dump_spec(raw: dict) -> str:
-    import yaml
-
-    return yaml.safe_dump(raw, sort_keys=False, default_flow_style=None, width=99)
-
-
 def run(args) -> int:
     from nasblocks.spec import load_spec
+    from nasblocks.spec.yamlio import dump_spec
 
     spec = load_spec(args.spec, overrides_from(args))
     text = dump_spec(spec.raw)

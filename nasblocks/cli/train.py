@@ -14,10 +14,9 @@ def run(args) -> int:
     from nasblocks.cli.search import assignment, blame_flags, flag_sources
     from nasblocks.errors import NasBlocksError, SpecError
     from nasblocks.files import check_folder, make_folder, write_atomic
-    from nasblocks.search.results import dump_spec
     from nasblocks.search.trial import DataHandle, build_model
     from nasblocks.spec import load_spec
-    from nasblocks.spec.yamlio import load_yaml
+    from nasblocks.spec.yamlio import dump_spec, load_yaml
     from nasblocks.train import DatasetError, train_one
     from nasblocks.train.optim import trainable_parameters
 

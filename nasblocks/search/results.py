@@ -25,6 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nasblocks.errors import SearchError
 from nasblocks.files import OutputError, reason, write_atomic
 from nasblocks.search import folder as run_folder
+from nasblocks.spec.yamlio import dump_spec
 
 if TYPE_CHECKING:
     from nasblocks.search.trial import DataHandle
@@ -284,25 +285,6 @@ def write_trials_csv(study: optuna.Study, path: Path) -> list[dict[str, Any]]:
 
     write_atomic(path, write)
     return rows
-
-
-class _SpecDumper(yaml.SafeDumper):
-    """Short lists of scalars on one line (``layers: [2, 2, 1]``), as people write specs."""
-
-
-def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
-    flow = len(data) <= 16 and all(not isinstance(v, (dict, list)) for v in data)
-    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
-
-
-_SpecDumper.add_representer(list, _represent_list)
-
-
-def dump_spec(spec: dict[str, Any]) -> str:
-    """A concrete spec as YAML, identity and shape first."""
-    first = {k: spec[k] for k in ("name", "input", "num_classes") if k in spec}
-    ordered = first | {k: v for k, v in spec.items() if k not in first}
-    return yaml.dump(ordered, Dumper=_SpecDumper, sort_keys=False, width=99)
 
 
 def spec_yaml(t: FrozenTrial, header: str) -> str:

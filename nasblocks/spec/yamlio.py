@@ -151,3 +151,22 @@ class _Converter:
 
 def load_yaml(path: str | Path) -> tuple[Any, Positions]:
     return parse_yaml(read_text(path), file=str(path))
+
+
+class _SpecDumper(yaml.SafeDumper):
+    """Short lists of scalars on one line (``layers: [2, 2, 1]``), as people write specs."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
+    flow = len(data) <= 16 and all(not isinstance(v, (dict, list)) for v in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_SpecDumper.add_representer(list, _represent_list)
+
+
+def dump_spec(spec: dict[str, Any]) -> str:
+    """A concrete spec as YAML, identity and shape first."""
+    first = {k: spec[k] for k in ("name", "input", "num_classes") if k in spec}
+    ordered = first | {k: v for k, v in spec.items() if k not in first}
+    return yaml.dump(ordered, Dumper=_SpecDumper, sort_keys=False, width=99)
