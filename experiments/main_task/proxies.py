@@ -25,6 +25,7 @@ from nasblocks.search.trial import DataHandle, build_model, run_trial
 from nasblocks.space import RandomSource, load_space
 from nasblocks.spec import SpecError, load_spec
 from nasblocks.train import TrainConfig
+from nasblocks.train.normalize import BatchNormalize
 
 
 def main() -> None:
@@ -51,9 +52,7 @@ def main() -> None:
         train = {k: v for k, v in sample.train.items() if k != "lr"}
         config = TrainConfig(**{**train, "lr": args.lr, "epochs": s.budget.epochs, "seed": 0})
         split = data.prepared(spec.input_shape).train
-        x = split.images[:64].float() / 255.0
-        mean = torch.tensor(split.mean).view(1, -1, 1, 1)
-        x = (x - mean) / torch.tensor(split.std).view(1, -1, 1, 1)
+        x = BatchNormalize.of(split, torch.device("cpu"), False)(split.images[:64])
         y = split.labels[:64]
         model = build_model(spec, 0)
         scores = {n: proxies.score(model, n, x, y) for n in names}

@@ -121,16 +121,21 @@ def _frozen(shape: Any) -> Any:
 
 
 def measure_block(block: Any, in_shape: Any) -> Cost:
-    """Count one block built on the meta device (the CPU for ops without meta kernels):
-    parameters, and ``FlopCounterMode`` FLOPs of an eval-mode forward of one sample, halved."""
+    """Count one block built alone (see :func:`_counted`)."""
+    shapes = in_shape if type(block).arity != 1 else [in_shape]
+    return _counted(lambda: block.build_for(in_shape), shapes)
+
+
+def _counted(build: Any, shapes: list[Any]) -> Cost:
+    """Parameters, and ``FlopCounterMode`` FLOPs halved of an eval-mode forward of one sample
+    per input shape, of the module ``build()`` makes on the meta device (on the CPU where an
+    op has no meta kernel, e.g. deformable convolution)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    shapes = in_shape if type(block).arity != 1 else [in_shape]
-
     def run(device: str) -> Cost:
         with torch.device(device):
-            module = block.build_for(in_shape)
+            module = build()
         module.eval()
         xs = [torch.zeros(1, *s, device=device) for s in shapes]
         with FlopCounterMode(display=False) as counter, torch.no_grad():
@@ -139,7 +144,7 @@ def measure_block(block: Any, in_shape: Any) -> Cost:
 
     try:
         return run("meta")
-    except (NotImplementedError, RuntimeError):  # an op without a meta kernel (deform conv)
+    except (NotImplementedError, RuntimeError):  # no meta kernel: count on the CPU
         return run("cpu")
 
 
@@ -150,28 +155,12 @@ def node_costs(p: Plan) -> dict[int, Cost]:
 
 
 def measure(spec: Spec, input_shape: tuple[int, ...] | None = None) -> Cost:
-    """``(parameters, MACs)`` counted on the whole network built on the meta device: the
+    """``(parameters, MACs)`` counted on the whole network built (see :func:`_counted`): the
     reference the analytic costs are checked against (slow: seconds for a large net)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
     from nasblocks.builder import build_spec
 
     shape = tuple(input_shape) if input_shape else spec.input_shape
-
-    def run(device: str) -> Cost:
-        with torch.device(device):
-            model = build_spec(spec, shape)
-        model.eval()
-        x = torch.zeros(1, *shape, device=device)
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
-            model(x)
-        return sum(p.numel() for p in model.parameters()), counter.get_total_flops() // 2
-
-    try:
-        return run("meta")
-    except (NotImplementedError, RuntimeError):
-        return run("cpu")
+    return _counted(lambda: build_spec(spec, shape), [shape])
 
 
 def summary(

@@ -265,7 +265,12 @@ def table_info(space: SearchSpace) -> DataInfo:
             raise space.error(
                 f"a space evaluated from a table sets `{key}` (no dataset is loaded)", (key,)
             )
-    c, h, w = template["input"]
+    shape = template["input"]
+    if not (
+        isinstance(shape, list) and len(shape) == 3 and all(isinstance(d, int) for d in shape)
+    ):
+        raise space.error("input is [C, H, W]", ("input",))
+    c, h, w = shape
     return DataInfo((c, h, w), template["num_classes"])
 
 
@@ -348,19 +353,14 @@ def warm_up(
         import torch
 
         from nasblocks.search.warmup import BATCH
+        from nasblocks.train.normalize import BatchNormalize
 
         train = data.prepared(shape).train
         images, labels = getattr(train, "images", None), getattr(train, "labels", None)
         if images is None or labels is None:
             raise SearchError("search.warmup: a data proxy needs an in-memory dataset")
-        x = images[:BATCH].float()
-        if images.dtype == torch.uint8:
-            x = x / 255.0
-        if train.mean is not None:
-            x = (x - torch.tensor(train.mean).view(1, -1, 1, 1)) / torch.tensor(train.std).view(
-                1, -1, 1, 1
-            )
-        return x, labels[:BATCH]
+        normalize = BatchNormalize.of(train, torch.device("cpu"), channels_last=False)
+        return normalize(images[:BATCH]), labels[:BATCH]  # as the trainer feeds them
 
     picks = pick(space, complete, batch, log=show.note)
     study.set_user_attr("warmup", space.settings.warmup.proxy)

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from nasblocks.errors import SearchError
 from nasblocks.files import REASONS, OutputError, reason
-from nasblocks.search.storage import public_url
+from nasblocks.search.storage import JOURNAL, public_url
 
 if TYPE_CHECKING:
     import optuna
@@ -184,8 +184,8 @@ def check_study(study: optuna.Study, space: SearchSpace, where: str) -> None:
         )
 
 
-FILE_SCHEMES = ("sqlite:///", "journal:///")
-JOURNAL_SUFFIX = ".journal"  # storages that are one file on this machine
+FILE_SCHEMES = ("sqlite:///", JOURNAL)  # storages that are one file on this machine
+JOURNAL_SUFFIX = ".journal"
 
 
 def study_file(url: str) -> Path | None:

@@ -91,10 +91,11 @@ class Progress:
         self._print(
             f"search {self.name}: {self.total} trials on {on}, "
             f"sampler {s.sampler.name}, pruner {s.pruner.name}, "
-            f"objectives {', '.join(m for m, _ in s.directions())}{workers}".replace(
-                "val_acc", self.score
-            )
+            f"objectives {', '.join(self._named(m) for m, _ in s.directions())}{workers}"
         )
+
+    def _named(self, metric: str) -> str:
+        return self.score if metric == "val_acc" else metric
 
     def note(self, line: str) -> None:
         """One line of news (the warm-up's summary ...), between the trial lines."""

@@ -97,17 +97,15 @@ def _overview(study: optuna.Study, trials: list[FrozenTrial], run: dict) -> list
         from nasblocks.search.progress import fmt_time
 
         wall = f", {fmt_time((end - begin).total_seconds())} from first start to last finish"
+    score = study.user_attrs.get("score", "val_acc")  # a table search's metric
     directions = ", ".join(
-        f"{n} ({d.name.lower()})"
+        f"{score if n == 'val_acc' else n} ({d.name.lower()})"
         for n, d in zip(results.objective_names(study), study.directions, strict=True)
     )
     table = study.user_attrs.get("table")
     data = f"Data: {study.user_attrs.get('dataset', '?')}"
     if table is not None:
-        data = (
-            f"Evaluation: `{study.user_attrs.get('score')}` looked up in `{table}` (no training)"
-        )
-        directions = directions.replace("val_acc", str(study.user_attrs.get("score")))
+        data = f"Evaluation: `{score}` looked up in `{table}` (no training)"
     out = [
         f"- Space: `{run.get('space') or study.user_attrs.get('space', '?')}`",
         f"- {data}",

@@ -21,6 +21,7 @@ score one batch of the training split (so not in a table search, which loads no 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -105,7 +106,7 @@ def pick(
             value = proxies.score(model, warm.proxy, inputs, targets)
         except proxies.ProxyError as e:
             raise SearchError(f"search.warmup: {e}") from None
-        if value == value:  # NaN scores (a degenerate net) rank last: left out
+        if not math.isnan(value):  # a degenerate net's NaN score cannot be ranked: left out
             scored.append((value, i, sample.params))
     scored.sort(key=lambda item: (-item[0], item[1]))
     chosen = [params for _, _, params in scored[: warm.keep]]
