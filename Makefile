@@ -26,6 +26,7 @@ search: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check nasblocks tests benchmarks
 	$(BIN)/ruff format --check nasblocks tests benchmarks
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/presets_speed.py

@@ -1,7 +1,7 @@
 """Ray Tune's own per-trial overhead in ``nasblocks search --backend ray``.
 
 Trials run one at a time (``max_concurrent=1``) on a local Ray, so the time of ``Tuner.fit``
-splits exactly into the time inside the trial function (``ray_trial.train_one``: its first line
+splits exactly into the time inside the trial function (``ray_trial.trainable``: its first line
 to its last report) and the time outside it: Ray's scheduling, result handling, searcher
 calls, experiment-state snapshots, and the worker's start for the first trial.
 

@@ -94,7 +94,7 @@ def run_if_training(module: nn.Module, *args: torch.Tensor) -> torch.Tensor | No
 
 @functools.cache
 def _outputs_type(names: tuple[str, ...]) -> type:
-    return namedtuple("Outputs", names, rename=True)  # type: ignore[misc]
+    return namedtuple("Outputs", names, rename=True)
 
 
 def pack_outputs(

@@ -15,10 +15,11 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from types import ModuleType
 
 from nasblocks.errors import SpecError, YamlPath
 
-_loaded: dict[str, object] = {}  # by the name given and, for files, the resolved path
+_loaded: dict[str, ModuleType] = {}  # by the name given and, for files, the resolved path
 _spec_plugins_allowed = False
 
 
@@ -73,7 +74,7 @@ def load_plugin(name: str, base: Path | None = None, path: YamlPath = ("--plugin
     _loaded[name] = module
 
 
-def _import_module(name: str, path: YamlPath) -> object:
+def _import_module(name: str, path: YamlPath) -> ModuleType:
     """``import name``; like ``python -m``, a module in the current folder is found too."""
     added = False
     try:

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 Shape = tuple[int, ...]
 """``(C, H, W)`` for a feature map, ``(F,)`` for a flat feature vector (batch excluded)."""
 
+Examples = tuple[tuple[dict[str, Any], Any], ...]
+"""``(params, input_shape)`` pairs: the type of :attr:`BlockSpec.examples`."""
+
 DEFAULTABLE = ("norm", "norm_eps", "norm_momentum", "activation")
 """Block fields that take the model-level default unless a layer sets them."""
 
@@ -57,7 +60,7 @@ class BlockSpec(BaseModel):
     """Channel-count fields scaled by the model's ``width_multiple``."""
     source: ClassVar[str] = ""
     """Paper or code the block follows, shown in ``nasblocks blocks``."""
-    examples: ClassVar[tuple[tuple[dict[str, Any], Any], ...]] = ()
+    examples: ClassVar[Examples] = ()
     """``(params, input_shape)`` pairs the conformance suite builds and runs (at least one)."""
 
     # -- shape contract -------------------------------------------------------------------
@@ -91,7 +94,7 @@ class BlockSpec(BaseModel):
         if isinstance(target, str):
             mod_name, _, attr = target.partition(":")
             target = getattr(importlib.import_module(mod_name), attr)
-        return target  # type: ignore[return-value]
+        return target
 
     def build(self, in_channels: int | list[int]) -> nn.Module:
         """Allocate the module. ``in_channels`` is a list for multi-input blocks."""

@@ -135,3 +135,47 @@ def check_block(kind: str, trace: bool = True) -> int:
     for params, in_shape in cls.examples:
         check_example(kind, dict(params), in_shape, trace=trace)
     return len(cls.examples)
+
+
+class HashTrainer:
+    """A stand-in for :func:`nasblocks.search.trial.run_trial` that trains nothing: the
+    accuracy is a deterministic function of the spec's hash and the learning rate, reported
+    epoch by epoch like a real run. For testing spaces and backends in seconds:
+
+    >>> search("space.yaml", trainer=HashTrainer(log="calls.txt"))
+
+    ``log``: a file each call appends the spec's hash to, so that calls made in worker
+    processes and Ray workers can be counted. Picklable, as a trainer must be.
+    """
+
+    def __init__(self, log: str | None = None) -> None:
+        self.log = None if log is None else str(log)
+
+    def score(self, spec: Any, config: Any) -> float:
+        """The final validation accuracy of ``spec`` trained with ``config``."""
+        return int(spec.hash(), 16) % 997 / 1000 * 0.9 + config.lr / 10
+
+    def __call__(self, spec, config, data, report=None, *, keep_weights: bool = True):
+        from nasblocks.search.trial import TrialOutcome
+        from nasblocks.spec import load_spec
+
+        spec = load_spec(spec)
+        if self.log is not None:
+            with open(self.log, "a") as f:  # one short append: whole lines from any process
+                f.write(spec.hash() + "\n")
+        acc = self.score(spec, config)
+        epochs = 0
+        pruned = False
+        for epoch in range(1, config.epochs + 1):
+            epochs = epoch
+            metrics = {"val_acc": acc * epoch / config.epochs, "train_loss": 1.0 / epoch}
+            if report is not None and report(epoch, metrics):
+                pruned = True
+                break
+        metrics = {
+            "val_acc": acc * epochs / config.epochs,
+            "train_loss": 1.0 / epochs,
+            "epochs": float(epochs),
+            "duration_s": 0.0,
+        }
+        return TrialOutcome(metrics, pruned, None, None)

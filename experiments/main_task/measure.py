@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from nasblocks.search.candidate import DataInfo, complete_spec
-from nasblocks.search.trial import build_model
+from nasblocks.train import build_model
 from nasblocks.space import RandomSource, load_space
 from nasblocks.spec import load_spec
 from nasblocks.train import TrainConfig

@@ -8,6 +8,10 @@ from nasblocks.errors import ShapeError
 from nasblocks.registry import Shape
 
 IntOrPair = int | tuple[int, int] | list[int]
+"""A size as a spec gives it: YAML writes a pair as a list."""
+
+Size2 = int | tuple[int, int]
+"""A size as torch's 2-D layers type it (``torch.nn.common_types._size_2_t``)."""
 
 
 def pair(value: IntOrPair) -> tuple[int, int]:
@@ -15,6 +19,12 @@ def pair(value: IntOrPair) -> tuple[int, int]:
         return (value, value)
     a, b = value
     return (int(a), int(b))
+
+
+def as_size(value: IntOrPair) -> Size2:
+    """``value`` for a torch layer: an int as is, a list or tuple as a pair (which torch's
+    layers make of it anyway)."""
+    return value if isinstance(value, int) else pair(value)
 
 
 def feature_map(in_shape: Shape, kind: str) -> tuple[int, int, int]:
@@ -98,7 +108,9 @@ def resolve_padding(
     """``None`` or ``'same'`` -> :func:`same_padding`; otherwise the given padding as a pair."""
     if padding is None or padding == "same":
         return same_padding(kernel_size, dilation)
-    return pair(padding)  # type: ignore[arg-type]
+    if isinstance(padding, str):  # the specs allow no other string
+        raise ValueError(f"padding {padding!r}: expected 'same', an int or a pair")
+    return pair(padding)
 
 
 def check_groups(in_channels: int, out_channels: int, groups: int) -> None:

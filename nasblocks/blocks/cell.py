@@ -75,5 +75,5 @@ class Zero(BlockSpec):
     def cost(self, in_shape: Shape) -> Cost:
         return FREE
 
-    def build(self, in_channels):  # type: ignore[override]
+    def build(self, in_channels):
         return self.module_class()()

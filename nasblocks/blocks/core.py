@@ -7,7 +7,7 @@ written layer for layer with identical ``state_dict`` keys.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -22,7 +22,7 @@ from nasblocks.blocks._shapes import (
     vector,
 )
 from nasblocks.errors import ShapeError
-from nasblocks.registry import BlockSpec, Shape, register_block
+from nasblocks.registry import BlockSpec, Examples, Shape, register_block
 
 _M = "nasblocks.modules.core"
 
@@ -105,7 +105,7 @@ class Conv(PaddedConv):
     torchvision's GoogLeNet/Inception ``BasicConv2d`` so their weights load unchanged.
     """
 
-    examples = (
+    examples: ClassVar[Examples] = (
         ({"out_channels": 8}, (4, 8, 8)),
         ({"out_channels": 8, "kernel_size": [1, 7], "stride": 2, "activation": "silu"}, (4, 9, 9)),
         ({"out_channels": 8, "dilation": 2, "groups": 2, "norm": "group"}, (4, 8, 8)),
@@ -178,7 +178,7 @@ class BatchNorm(BlockSpec):
     def output_shape(self, in_shape: Shape) -> Shape:
         return in_shape
 
-    def build_for(self, in_shape: Shape):  # type: ignore[override]
+    def build_for(self, in_shape: Shape):
         from torch import nn
 
         layer = nn.BatchNorm2d if len(in_shape) == 3 else nn.BatchNorm1d
@@ -186,7 +186,7 @@ class BatchNorm(BlockSpec):
             in_shape[0], eps=self.norm_eps, momentum=self.norm_momentum, affine=self.affine
         )
 
-    def build(self, in_channels):  # type: ignore[override]
+    def build(self, in_channels):
         return self.build_for((in_channels, 1, 1))
 
     def cost(self, in_shape: Shape) -> Cost:
@@ -219,12 +219,12 @@ class GroupNorm(BlockSpec):
 class _Elementwise(BlockSpec):
     """Shape-preserving layers without parameters of their own."""
 
-    examples = (({}, (4, 5, 5)),)
+    examples: ClassVar[Examples] = (({}, (4, 5, 5)),)
 
     def output_shape(self, in_shape: Shape) -> Shape:
         return in_shape
 
-    def build(self, in_channels):  # type: ignore[override]
+    def build(self, in_channels):
         # torch.nn activations and dropout do not take the channel count.
         return self.module_class()(**self.module_kwargs())
 
@@ -266,7 +266,7 @@ class LeakyReLU(_Elementwise):
 class Dropout(_Elementwise):
     """``nn.Dropout`` (Srivastava et al., 2014); ``dropout2d`` drops whole channels."""
 
-    examples = (({"p": 0.2}, (4, 5, 5)), ({"p": 0.5}, (10,)))
+    examples: ClassVar[Examples] = (({"p": 0.2}, (4, 5, 5)), ({"p": 0.5}, (10,)))
 
     module = "torch.nn:Dropout"
     shorthand = "p"
@@ -303,7 +303,7 @@ class Flatten(BlockSpec):
     def cost(self, in_shape: Shape) -> Cost:
         return FREE
 
-    def build(self, in_channels):  # type: ignore[override]
+    def build(self, in_channels):
         return self.module_class()()
 
 
@@ -346,7 +346,7 @@ class Classifier(BlockSpec):
             raise ShapeError(f"classifier expects (C, H, W) or (F,), got {in_shape}")
         return (self.num_classes,)
 
-    def build_for(self, in_shape: Shape):  # type: ignore[override]
+    def build_for(self, in_shape: Shape):
         return self.module_class()(
             in_shape[0], **self.module_kwargs(), flat_input=len(in_shape) == 1
         )

@@ -32,7 +32,7 @@ class Concat(BlockSpec):
     def cost(self, in_shape: list[Shape]) -> Cost:
         return FREE
 
-    def build(self, in_channels):  # type: ignore[override]
+    def build(self, in_channels):
         return self.module_class()()
 
 
@@ -48,7 +48,7 @@ class _SameShape(BlockSpec):
     def cost(self, in_shape: list[Shape]) -> Cost:
         return FREE
 
-    def build(self, in_channels):  # type: ignore[override]
+    def build(self, in_channels):
         return self.module_class()()
 
 
@@ -88,5 +88,5 @@ class Split(BlockSpec):
     def cost(self, in_shape: Shape) -> Cost:
         return FREE
 
-    def build(self, in_channels):  # type: ignore[override]
+    def build(self, in_channels):
         return self.module_class()(self.start, self.channels)

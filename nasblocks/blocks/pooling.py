@@ -46,7 +46,7 @@ class _TorchPool(BlockSpec):
     def cost(self, in_shape: Shape) -> Cost:
         return FREE  # pooling and reshaping have no weights and no multiply-accumulates
 
-    def build(self, in_channels):  # type: ignore[override]
+    def build(self, in_channels):
         return self.module_class()(**{k: _tupled(v) for k, v in self.module_kwargs().items()})
 
 

@@ -73,7 +73,7 @@ class LogSoftmax(BlockSpec):
     def output_shape(self, in_shape: Shape) -> Shape:
         return tuple(in_shape)
 
-    def build(self, in_channels):  # type: ignore[override]
+    def build(self, in_channels):
         # Dimension 1 is the class axis of (B, F) and the channel axis of (B, C, H, W).
         return self.module_class()(dim=1)
 

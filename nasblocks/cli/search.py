@@ -131,9 +131,22 @@ def run(args) -> int:
 
 def _search(space, args) -> None:
     if args.backend == "ray":
-        from nasblocks.search.ray_backend import run_ray_from_args
+        from nasblocks.errors import SearchError
+        from nasblocks.search.ray_backend import search_ray
 
-        run_ray_from_args(space, args)
+        if (args.workers or 1) > 1:
+            raise SearchError("--workers is for the Optuna backend; with Ray use --max-concurrent")
+        search_ray(
+            space,
+            out=args.out,
+            storage=args.storage,
+            address=args.address,
+            cpus_per_trial=1.0 if args.cpus_per_trial is None else args.cpus_per_trial,
+            gpus_per_trial=0.0 if args.gpus_per_trial is None else args.gpus_per_trial,
+            max_concurrent=args.max_concurrent,
+            progress=False if args.quiet else None,
+            fresh=args.fresh,
+        )
         return
     from nasblocks.search.engine import search
 

@@ -14,10 +14,9 @@ def run(args) -> int:
     from nasblocks.cli.search import assignment, blame_flags, flag_sources
     from nasblocks.errors import NasBlocksError, SpecError
     from nasblocks.files import check_folder, make_folder, write_atomic
-    from nasblocks.search.trial import DataHandle, build_model
     from nasblocks.spec import load_spec
     from nasblocks.spec.yamlio import dump_spec, load_yaml
-    from nasblocks.train import DatasetError, train_one
+    from nasblocks.train import DataHandle, DatasetError, build_model, fit_and_save
     from nasblocks.train.optim import trainable_parameters
 
     if args.out:
@@ -59,7 +58,7 @@ def run(args) -> int:
                 file=sys.stderr,
             )
 
-    result = train_one(model, splits, config, out, report)
+    result = fit_and_save(model, splits, config, out, report)
     print(
         f"{spec.name} on {args.dataset}: val_acc {result.final_val_acc:.4f}, "
         f"test_acc {result.test_acc:.4f}; wrote {out}/metrics.json, {out}/weights.pt"

@@ -3,10 +3,26 @@ rule, 'same'-padded convolutions and the channel shuffle."""
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import torch
 from torch import nn
 
-from nasblocks.blocks._shapes import IntOrPair, same_padding
+from nasblocks.blocks._shapes import IntOrPair, as_size, same_padding
+
+
+class NormKwargs(TypedDict):
+    """The norm keywords of the conv -> norm -> activation modules."""
+
+    norm: str
+    norm_eps: float
+    norm_momentum: float
+
+
+class NormActKwargs(NormKwargs):
+    """:class:`NormKwargs` and the activation."""
+
+    activation: str
 
 
 def make_norm(
@@ -59,12 +75,13 @@ def conv2d(
     out_channels: int,
     kernel_size: IntOrPair,
     stride: IntOrPair = 1,
-    padding: IntOrPair | None = None,
+    padding: IntOrPair | str | None = None,
     dilation: IntOrPair = 1,
     groups: int = 1,
     bias: bool = False,
 ) -> nn.Conv2d:
-    """``nn.Conv2d``; omitted, ``padding`` keeps the size at stride 1.
+    """``nn.Conv2d``; omitted, ``padding`` keeps the size at stride 1 (a string is
+    ``nn.Conv2d``'s own: ``'same'``, ``'valid'``).
 
     torchvision's ``conv3x3`` / ``conv1x1`` (ResNet, ShuffleNet) and the ``conv`` block's conv.
     """
@@ -73,10 +90,10 @@ def conv2d(
     return nn.Conv2d(
         in_channels,
         out_channels,
-        kernel_size,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
+        as_size(kernel_size),
+        stride=as_size(stride),
+        padding=padding if isinstance(padding, str) else as_size(padding),
+        dilation=as_size(dilation),
         groups=groups,
         bias=bias,
     )

@@ -6,11 +6,20 @@ of this family cost no more than ``torch``.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import torch
 from torch import nn
 
-from nasblocks.blocks._shapes import IntOrPair, pair, resolve_padding, same_padding
-from nasblocks.modules.common import channel_shuffle, conv_bias, make_activation, make_norm
+from nasblocks.blocks._shapes import IntOrPair, as_size, pair, resolve_padding, same_padding
+from nasblocks.modules.common import (
+    NormActKwargs,
+    NormKwargs,
+    channel_shuffle,
+    conv_bias,
+    make_activation,
+    make_norm,
+)
 from nasblocks.modules.core import ConvNormAct
 
 Padding = IntOrPair | str | None
@@ -33,7 +42,7 @@ class SeparableConv(nn.Module):
         depthwise_activation: bool = True,
     ) -> None:
         super().__init__()
-        norm_kw = {"norm": norm, "norm_eps": norm_eps, "norm_momentum": norm_momentum}
+        norm_kw = NormKwargs(norm=norm, norm_eps=norm_eps, norm_momentum=norm_momentum)
         self.depthwise = ConvNormAct(
             in_channels,
             in_channels,
@@ -74,12 +83,9 @@ class SpatialSeparableConv(nn.Module):
         super().__init__()
         mid = mid_channels or out_channels
         k, (sh, sw), p = kernel_size, pair(stride), (kernel_size - 1) // 2
-        kw = {
-            "norm": norm,
-            "norm_eps": norm_eps,
-            "norm_momentum": norm_momentum,
-            "activation": activation,
-        }
+        kw = NormActKwargs(
+            norm=norm, norm_eps=norm_eps, norm_momentum=norm_momentum, activation=activation
+        )
         self.conv1 = ConvNormAct(in_channels, mid, (1, k), (1, sw), (0, p), **kw)
         self.conv2 = ConvNormAct(mid, out_channels, (k, 1), (sh, 1), (p, 0), **kw)
 
@@ -156,6 +162,15 @@ def _deform_conv2d(
 torch.fx.wrap("_deform_conv2d")
 
 
+class _Window(TypedDict):
+    """The sliding window shared by a deformable conv and its offset / mask convs."""
+
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
+
+
 class _NoMask(nn.Module):
     """DCNv1's mask branch: none, so ``deform_conv2d`` skips the modulation."""
 
@@ -193,12 +208,12 @@ class DeformConvNormAct(nn.Module):
         from torchvision.ops import DeformConv2d
 
         kh, kw = pair(kernel_size)
-        window = {
-            "kernel_size": (kh, kw),
-            "stride": pair(stride),
-            "padding": resolve_padding(padding, kernel_size, dilation),
-            "dilation": pair(dilation),
-        }
+        window = _Window(
+            kernel_size=(kh, kw),
+            stride=pair(stride),
+            padding=resolve_padding(padding, kernel_size, dilation),
+            dilation=pair(dilation),
+        )
         self.conv = DeformConv2d(in_channels, out_channels, groups=groups, bias=bias, **window)
         # Same window as the deformable conv, so offsets and masks match its output size.
         self.conv_offset = nn.Conv2d(in_channels, 2 * offset_groups * kh * kw, **window)
@@ -216,7 +231,8 @@ class DeformConvNormAct(nn.Module):
         for m in (self.conv_offset, *self.conv_mask.children()):
             if isinstance(m, nn.Conv2d):
                 nn.init.zeros_(m.weight)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:  # always: the offset and mask convs have a bias
+                    nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         offset = self.conv_offset(x)  # (B, 2 * offset_groups * kh * kw, H', W')
@@ -249,13 +265,13 @@ class ConvTransposeNormAct(nn.Module):
         self.conv = nn.ConvTranspose2d(
             in_channels,
             out_channels,
-            kernel_size,
-            stride=stride,
-            padding=padding,
-            output_padding=output_padding,
+            as_size(kernel_size),
+            stride=as_size(stride),
+            padding=as_size(padding),
+            output_padding=as_size(output_padding),
             groups=groups,
             bias=conv_bias(bias, norm),
-            dilation=dilation,
+            dilation=as_size(dilation),
         )
         self.bn = make_norm(norm, out_channels, norm_eps, norm_momentum)
         self.act = make_activation(activation)

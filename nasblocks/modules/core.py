@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nasblocks.blocks._shapes import IntOrPair
 from nasblocks.modules.common import conv2d, conv_bias, make_activation, make_norm
 
 
@@ -15,10 +16,10 @@ class ConvNormAct(nn.Module):
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int | tuple[int, int] = 3,
-        stride: int | tuple[int, int] = 1,
-        padding: int | tuple[int, int] = 1,
-        dilation: int | tuple[int, int] = 1,
+        kernel_size: IntOrPair = 3,
+        stride: IntOrPair = 1,
+        padding: IntOrPair | str = 1,
+        dilation: IntOrPair = 1,
         groups: int = 1,
         depthwise: bool = False,
         bias: bool | None = None,

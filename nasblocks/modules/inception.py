@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from nasblocks.modules.common import make_activation
+from nasblocks.modules.common import NormActKwargs, make_activation
 from nasblocks.modules.core import ConvNormAct
 
 
@@ -19,12 +19,9 @@ class _Basic:
     """Builds the ``BasicConv2d`` equivalents of one module with its norm/activation choice."""
 
     def __init__(self, norm: str, norm_eps: float, norm_momentum: float, activation: str):
-        self.kw = {
-            "norm": norm,
-            "norm_eps": norm_eps,
-            "norm_momentum": norm_momentum,
-            "activation": activation,
-        }
+        self.kw = NormActKwargs(
+            norm=norm, norm_eps=norm_eps, norm_momentum=norm_momentum, activation=activation
+        )
 
     def __call__(
         self,

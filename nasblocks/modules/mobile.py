@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nasblocks.blocks._shapes import same_padding
+from nasblocks.blocks._shapes import IntOrPair, same_padding
+from nasblocks.modules.common import NormActKwargs
 from nasblocks.modules.core import ConvNormAct
 
 
@@ -20,10 +21,10 @@ class ConvBnAct(nn.Sequential):
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int | tuple[int, int] = 3,
-        stride: int | tuple[int, int] = 1,
-        padding: int | tuple[int, int] | str | None = None,
-        dilation: int | tuple[int, int] = 1,
+        kernel_size: IntOrPair = 3,
+        stride: IntOrPair = 1,
+        padding: IntOrPair | str | None = None,
+        dilation: IntOrPair = 1,
         groups: int = 1,
         depthwise: bool = False,
         bias: bool | None = None,
@@ -82,7 +83,9 @@ class InvertedResidual(nn.Module):
     ) -> None:
         super().__init__()
         hidden = int(round(in_channels * expand_ratio))
-        bn = dict(norm_eps=norm_eps, norm_momentum=norm_momentum, activation=activation)
+        bn = NormActKwargs(
+            norm="batch", norm_eps=norm_eps, norm_momentum=norm_momentum, activation=activation
+        )
         layers: list[nn.Module] = []
         if expand_ratio != 1:
             layers.append(ConvBnAct(in_channels, hidden, 1, **bn))

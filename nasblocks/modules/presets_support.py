@@ -9,6 +9,9 @@ from torch import nn
 class _ChannelAffine(nn.Module):
     """x * scale + shift with per-channel constants (buffers left out of the state_dict)."""
 
+    scale: torch.Tensor
+    shift: torch.Tensor
+
     def __init__(self, scale: list[float], shift: list[float]) -> None:
         super().__init__()
         # Constants, not state: torchvision's checkpoints have no such keys.

@@ -19,6 +19,8 @@ from nasblocks.modules.merge import Add, Concat
 class _ResNetBlock(nn.Module):
     """Shortcut, attention and final activation shared by the basic and bottleneck blocks."""
 
+    relu: nn.Module  # set by the subclass
+
     def _finish_init(
         self,
         in_channels: int,

@@ -55,7 +55,10 @@ def main_output(out: object) -> torch.Tensor:
     )
 
 
-def weighted_layers(net: nn.Module) -> list[nn.Module]:
+WeightedLayer = nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear
+
+
+def weighted_layers(net: nn.Module) -> list[WeightedLayer]:
     return [m for m in net.modules() if isinstance(m, WEIGHTED_LAYERS)]
 
 

@@ -73,7 +73,9 @@ def jacov(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | None) 
     x = as_input(net, inputs).requires_grad_(True)
     y = main_output(net(x))
     y.backward(torch.ones_like(y))
-    jacobian = x.grad.flatten(1).cpu()  # (N, C*H*W)
+    # No gradient: the output does not depend on the input (a zero Jacobian, so NaN below).
+    grad = x.grad if x.grad is not None else torch.zeros_like(x)
+    jacobian = grad.flatten(1).cpu()  # (N, C*H*W)
     corr = torch.corrcoef(jacobian)
     if not torch.isfinite(corr).all():
         return math.nan

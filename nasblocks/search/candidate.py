@@ -155,7 +155,7 @@ def count(spec: Spec) -> tuple[int, int]:
 def measure(spec: Spec, config: TrainConfig, settings: SearchSettings) -> float:
     """Median forward latency (ms) on the training device."""
     from nasblocks.analysis.latency import measure_latency
-    from nasblocks.search.trial import build_model
+    from nasblocks.train import build_model
     from nasblocks.train.trainer import resolve_device
 
     lat = settings.latency

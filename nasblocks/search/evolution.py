@@ -184,8 +184,8 @@ class RegularizedEvolutionSampler(PlanningSampler):
         if dist.step is not None:
             n = int(round((dist.high - dist.low) / dist.step))
             grid = [dist.low + i * dist.step for i in range(n + 1)]
-            values = [v for v in grid if current is None or abs(v - current) > 1e-12]
-            return values[int(rng.randint(len(values)))] if values else dist.low
+            steps = [v for v in grid if current is None or abs(v - current) > 1e-12]
+            return steps[int(rng.randint(len(steps)))] if steps else dist.low
         if dist.log:
             return float(math.exp(rng.uniform(math.log(dist.low), math.log(dist.high))))
         return float(rng.uniform(dist.low, dist.high))

@@ -84,7 +84,7 @@ class LocalSearchSampler(PlanningSampler):
                 run += 1
         if plan is None:
             plan, center = self._random_plan(trials, visited), None
-        self._plans[trial._trial_id] = plan
+        self._plans[trial.number] = plan
         set_system_attr(study, trial, RUN_KEY, run)
         set_system_attr(study, trial, PLAN_KEY, plan)
         if center is not None:

@@ -278,7 +278,7 @@ class PlanningSampler(BaseSampler):
         self.max_resample = max_resample
         self._rng = np.random.RandomState(seed)
         self._random = RandomSampler(seed=seed)
-        self._plans: dict[int, Params] = {}  # trial id -> planned params (also in storage)
+        self._plans: dict[int, Params] = {}  # trial number -> planned params (also in storage)
 
     def reseed_rng(self) -> None:
         self._rng = np.random.RandomState()
@@ -296,7 +296,7 @@ class PlanningSampler(BaseSampler):
         return {}
 
     def _set_plan(self, study: Study, trial: FrozenTrial, plan: Params) -> None:
-        self._plans[trial._trial_id] = plan
+        self._plans[trial.number] = plan
         set_system_attr(study, trial, PLAN_KEY, plan)
 
     def sample_independent(
@@ -306,7 +306,7 @@ class PlanningSampler(BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
-        plan = self._plans.get(trial._trial_id)
+        plan = self._plans.get(trial.number)
         if plan is None:
             plan = trial.system_attrs.get(PLAN_KEY, {})
         if param_name in plan and contains(param_distribution, plan[param_name]):
@@ -320,4 +320,4 @@ class PlanningSampler(BaseSampler):
         state: TrialState,
         values: Sequence[float] | None,
     ) -> None:
-        self._plans.pop(trial._trial_id, None)
+        self._plans.pop(trial.number, None)

@@ -16,11 +16,13 @@ from typing import IO, TYPE_CHECKING, Any
 
 from optuna.trial import FrozenTrial, TrialState
 
+from nasblocks.search import outcomes
+
 if TYPE_CHECKING:
     import optuna
 
-    from nasblocks.search.trial import DataHandle
     from nasblocks.space import SearchSettings
+    from nasblocks.train import DataHandle
 
 
 def fmt_time(seconds: float) -> str:
@@ -66,7 +68,7 @@ class Progress:
     ) -> None:
         """The first lines: what was moved aside (``--fresh``), what is resumed, what runs."""
         self.start_time = time.perf_counter()
-        from nasblocks.search.engine import counts
+        from nasblocks.search.budget import counts
 
         finished = [t for t in study.get_trials(deepcopy=False) if counts(t)]
         self.done_at_start = self.done = len(finished)
@@ -128,7 +130,7 @@ class Progress:
         self._refresh()
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        from nasblocks.search.engine import counts
+        from nasblocks.search.budget import counts
         from nasblocks.search.results import status
 
         if counts(trial):
@@ -181,7 +183,7 @@ class Progress:
     def _track_best(self, trial: FrozenTrial) -> None:
         if trial.state != TrialState.COMPLETE or trial.values is None:
             return
-        if trial.constraints and any(v > 0 for v in trial.constraints.values()):
+        if not outcomes.feasible(trial):
             return
         value = trial.values[0]
         if self.best is None or (value > self.best[0] if self.maximize else value < self.best[0]):

@@ -36,13 +36,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import logging
 import math
 import os
 import shutil
 import socket
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,29 +53,28 @@ from nasblocks.errors import SearchError
 from nasblocks.files import make_folder
 from nasblocks.search import folder as run_folder
 from nasblocks.search import results
+from nasblocks.search.budget import MAX_INFEASIBLE_IN_A_ROW, count_finished
 from nasblocks.search.candidate import DataInfo
-from nasblocks.search.engine import (
-    MAX_INFEASIBLE_IN_A_ROW,
-    SearchOutcome,
-    count_finished,
-    max_epochs,
-    prepare_run,
-)
+from nasblocks.search.engine import SearchOutcome, prepare_run
 from nasblocks.search.logs import quiet_optuna
+from nasblocks.search.objective import max_epochs
+from nasblocks.search.pipeline import Job
 from nasblocks.search.ray_results import (
     RAY_DIR,
     ROUND_PREFIX,
     TrialRecord,
     keep_best_weights,
     load_round,
+    originals,
     prepare_study,
     write_study,
 )
-from nasblocks.search.ray_trial import DefineByRun, TrialJob, train_one
+from nasblocks.search.ray_trial import DefineByRun, Seen, TrialJob, trainable
 from nasblocks.search.samplers import make_sampler
 from nasblocks.search.storage import open_storage, public_url, storage_url
-from nasblocks.search.trial import DataHandle
+from nasblocks.search.trial import run_trial
 from nasblocks.space import SearchSpace, load_space
+from nasblocks.train.handle import DataHandle
 
 MAX_FAILURES = 1  # Ray re-runs a trial whose worker died once within a round
 
@@ -122,6 +122,7 @@ def search_ray(
     progress: bool | None = None,
     callbacks: Sequence[Any] = (),
     fresh: bool = False,
+    trainer: Callable[..., Any] | None = None,
 ) -> SearchOutcome:
     """Run (or resume) the search a space file describes on Ray Tune; results under ``out``.
 
@@ -130,7 +131,7 @@ def search_ray(
     where the converted Optuna study goes (default ``sqlite:///OUT/study.db``). ``address``
     ... ``num_cpus``: see :class:`RayOptions`. ``callbacks``: extra ``ray.tune.Callback``
     objects. Ray is joined (or started) only when trials must run, unless this process
-    already joined it. ``fresh``: as in :func:`~nasblocks.search.search`.
+    already joined it. ``fresh``, ``trainer``: as in :func:`~nasblocks.search.search`.
     """
     start = time.perf_counter()
     opts = RayOptions(address, cpus_per_trial, gpus_per_trial, max_concurrent, num_cpus)
@@ -157,7 +158,9 @@ def search_ray(
         prepare_study(study_storage, study_name, space, public_url(url))
         results.write_run_file(out, space, url, study_name, data)
         _require_tune()
-        runner = _Rounds(space, data, info, out, opts, progress, list(callbacks))
+        runner = _Rounds(
+            space, data, info, out, opts, progress, list(callbacks), trainer or run_trial
+        )
         try:
             records = runner.run()
         finally:
@@ -184,28 +187,6 @@ def search_ray(
 
     Progress(settings.budget.trials, space.name, settings, enabled=progress).summary(outcome, best)
     return outcome
-
-
-def run_ray_from_args(space: SearchSpace, args: Any) -> SearchOutcome:
-    """What ``nasblocks search --backend ray`` calls with its parsed arguments."""
-    if (getattr(args, "workers", None) or 1) > 1:
-        raise SearchError("--workers is for the Optuna backend; with Ray use --max-concurrent")
-    return search_ray(
-        space,
-        out=getattr(args, "out", None),
-        storage=getattr(args, "storage", None),
-        address=getattr(args, "address", None),
-        cpus_per_trial=_given(getattr(args, "cpus_per_trial", None), 1.0),
-        gpus_per_trial=_given(getattr(args, "gpus_per_trial", None), 0.0),
-        max_concurrent=getattr(args, "max_concurrent", None),
-        progress=False if getattr(args, "quiet", False) else None,
-        fresh=getattr(args, "fresh", False),
-    )
-
-
-def _given(value: float | None, default: float) -> float:
-    """A flag's value, or the default when it was not given (0 is given: refused, not 1)."""
-    return default if value is None else value
 
 
 # -- Ray itself ------------------------------------------------------------------------------
@@ -236,7 +217,7 @@ def connect(opts: RayOptions) -> bool:
         _check_reachable(opts.address)
         kwargs = {"address": opts.address}
     try:
-        ray.init(logging_level="WARNING", **kwargs)
+        ray.init(logging_level=logging.WARNING, **kwargs)
     except Exception as e:  # ConnectionError, RuntimeError, ValueError (bad address), ...
         where = f"at {opts.address}" if opts.address else "locally"
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -304,8 +285,10 @@ class _Rounds:
         opts: RayOptions,
         progress: bool | None,
         callbacks: list[Any],
+        trainer: Callable[..., Any] = run_trial,
     ) -> None:
         self.space, self.data, self.info, self.opts = space, data, info, opts
+        self.trainer = trainer
         self.settings = space.settings
         self.root = (out / RAY_DIR).resolve()
         self.verbose = 0 if progress is False else 1
@@ -339,10 +322,14 @@ class _Rounds:
         last = len(rounds) - 1
         if any(r.round == last and r.status != "TERMINATED" for r in records):
             self.connect()
-            tuner = ray.tune.Tuner.restore(
-                str(rounds[-1]), self._trainable(), resume_unfinished=True, restart_errored=True
-            )
-            self._fit(tuner)
+            with self._seen(last, [r for r in records if r.round < last]) as seen:
+                tuner = ray.tune.Tuner.restore(
+                    str(rounds[-1]),
+                    self._trainable(last, seen),
+                    resume_unfinished=True,
+                    restart_errored=True,
+                )
+                self._fit(tuner)
             records = [r for r in records if r.round < last] + load_round(rounds[-1], last)
             if _interrupted(records):
                 return records
@@ -389,7 +376,6 @@ class _Rounds:
         records: list[TrialRecord],
         time_budget: float | None,
     ) -> Path:
-        from ray import tune
         from ray.tune.search.optuna import OptunaSearch
 
         objectives = self.settings.directions()
@@ -409,8 +395,18 @@ class _Rounds:
             )
         name = f"{ROUND_PREFIX}{index + 1}"
         self.connect()
-        tuner = tune.Tuner(
-            self._trainable(),
+        with self._seen(index, records) as seen:
+            self._fit(self._tuner(index, samples, time_budget, searcher, seen))
+        return self.root / name
+
+    def _tuner(
+        self, index: int, samples: int, time_budget: float | None, searcher: Any, seen: str
+    ) -> Any:
+        from ray import tune
+
+        name = f"{ROUND_PREFIX}{index + 1}"
+        return tune.Tuner(
+            self._trainable(index, seen),
             tune_config=tune.TuneConfig(
                 search_alg=searcher,
                 scheduler=make_scheduler(self.space),
@@ -432,8 +428,23 @@ class _Rounds:
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),
         )
-        self._fit(tuner)
-        return self.root / name
+
+    @contextlib.contextmanager
+    def _seen(self, index: int, records: list[TrialRecord]):
+        """The round's :class:`~nasblocks.search.ray_trial.Seen` actor, told the trained
+        trials of ``records``; yields its name, and ends it with the round."""
+        import ray
+
+        name = f"nasblocks-seen-{os.getpid()}-{id(self)}-{index}"
+        actor: Any = (
+            ray.remote(Seen)
+            .options(name=name, num_cpus=0)
+            .remote(originals(records, self.space, self.info))
+        )
+        try:
+            yield name
+        finally:
+            ray.kill(actor)
 
     def _fit(self, tuner: Any) -> None:
         """``tuner.fit()``, silent when asked (Tune prints its header whatever the verbosity).
@@ -457,11 +468,14 @@ class _Rounds:
             else:
                 os.environ[key] = before
 
-    def _trainable(self):
+    def _trainable(self, index: int, seen: str):
         from ray import tune
 
-        job = TrialJob(self.space, self.data, self.info, self.threads)
-        return tune.with_resources(tune.with_parameters(train_one, job=job), self.opts.resources)
+        job = Job(self.space, self.data, self.info, self.trainer)
+        shared = TrialJob(job, self.threads, index, seen)
+        return tune.with_resources(
+            tune.with_parameters(trainable, job=shared), self.opts.resources
+        )
 
 
 def make_scheduler(space: SearchSpace) -> Any:

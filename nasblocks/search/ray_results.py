@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import functools
 import logging
 import math
 import shutil
@@ -31,11 +32,11 @@ from optuna.trial import FrozenTrial, TrialState
 from nasblocks.errors import SearchError, SpecError
 from nasblocks.files import write_atomic
 from nasblocks.search import folder as run_folder
-from nasblocks.search import results
+from nasblocks.search import pipeline, results
 from nasblocks.search.candidate import DataInfo, complete_spec, train_settings
 from nasblocks.search.logs import quiet_optuna
-from nasblocks.search.ray_trial import flat
-from nasblocks.search.trial import METRICS
+from nasblocks.search.pipeline import Status
+from nasblocks.search.ray_trial import flat, ray_ref
 from nasblocks.space import Choice, FixedSource, IntRange, Node, SearchSpace
 
 RAY_DIR = "ray"  # OUT/ray/round-<k>: one Ray experiment per round
@@ -128,13 +129,13 @@ def distribution(node: Node) -> BaseDistribution:
     return FloatDistribution(node.low, node.high, step=node.step, log=node.log)
 
 
-METRIC_ATTRS = (*METRICS, "duration_s")
-CANDIDATE_ATTRS = ("spec_hash", "trial_key", "n_params", "flops", "latency_ms")
 RAY_ATTRS = ("ray_report_s",)  # seconds the trial waited in tune.report (Ray's cost)
 
 
 def to_frozen(record: TrialRecord, space: SearchSpace, info: DataInfo) -> FrozenTrial:
-    """A Ray trial as the Optuna backend would have recorded it (see the module doc)."""
+    """A Ray trial as the Optuna backend would have recorded it (see the module doc): its last
+    row is the pipeline's result (:func:`.pipeline.from_row`); what only Ray knows (a worker
+    error, a trial left unfinished, one stopped by ASHA) is added here."""
     from pydantic import ValidationError
 
     from nasblocks.train import TrainConfig
@@ -152,38 +153,31 @@ def to_frozen(record: TrialRecord, space: SearchSpace, info: DataInfo) -> Frozen
     except ValidationError:
         pass
     last = record.last
-    outcome = last.get("outcome")
-    attrs.update({k: last[k] for k in (*CANDIDATE_ATTRS, *RAY_ATTRS) if k in last})
-    if outcome != "infeasible":
-        attrs.update({k: last[k] for k in METRIC_ATTRS if k in last})
+    attrs.update({k: last[k] for k in RAY_ATTRS if k in last})
     intermediate = {
         int(r["epoch"]): float(r["val_acc"])
         for r in record.rows
-        if r.get("epoch", 0) >= 1 and "val_acc" in r and r.get("outcome") in (None, "completed")
+        if r.get("epoch", 0) >= 1 and "val_acc" in r and "outcome" not in r
     }
-    state, values, constraints = TrialState.PRUNED, None, None
+    values, constraints = None, None
     if record.status == "ERROR":
         state, attrs["error"] = TrialState.FAIL, record.error
     elif record.status != "TERMINATED":
         state, attrs["interrupted"] = TrialState.FAIL, True
         attrs["error"] = "unfinished; resumed when the search runs again"
-    elif outcome == "completed":
-        state = TrialState.COMPLETE
-        values = [float(last[m]) for m, _ in settings.directions()]
-        if record.checkpoint is not None:
-            attrs["weights"] = "pending"  # numbered when added to the study
-    elif outcome == "infeasible":
-        attrs["infeasible"] = last.get("reason", "infeasible")
-        constraints = {
-            k.split("/", 1)[1]: float(v) for k, v in last.items() if k.startswith("violations/")
-        } or {"valid": 1.0}
-    elif outcome == "diverged":
-        attrs["diverged"] = last.get("reason")
-    elif outcome == "failed":
-        state, attrs["error"] = TrialState.FAIL, last.get("reason")
-        if "traceback" in last:
-            attrs["traceback"] = last["traceback"]
+    elif "outcome" in last:
+        result = pipeline.from_row(last)
+        attrs.update(result.attrs)
+        state, constraints = result.state, result.constraints
+        if result.status is Status.COMPLETE:
+            values = [float(last[m]) for m, _ in settings.directions()]
+            if record.checkpoint is not None and "duplicate_of" not in result.attrs:
+                attrs["weights"] = "pending"  # numbered when added to the study
+            if result.attrs.get("epochs"):  # the last epoch is reported with the result
+                intermediate[int(result.attrs["epochs"])] = float(result.attrs["val_acc"])
     elif intermediate:  # stopped by ASHA after its last reported epoch
+        state = TrialState.PRUNED
+        attrs.update({k: last[k] for k in pipeline.RECORDED if k in last})
         attrs["pruned_at"] = max(intermediate)
         attrs["epochs"] = float(max(intermediate))
     else:
@@ -202,6 +196,20 @@ def to_frozen(record: TrialRecord, space: SearchSpace, info: DataInfo) -> Frozen
         end = last.get("reported_at", last["started_at"])
         trial.datetime_complete = datetime.datetime.fromtimestamp(end)
     return trial
+
+
+def originals(records: list[TrialRecord], space: SearchSpace, info: DataInfo) -> dict:
+    """The trained trials of ``records`` by trial key, for the next round's deduplication
+    (:class:`~nasblocks.search.ray_trial.Seen`)."""
+    out: dict[str, pipeline.Original] = {}
+    for record in in_order(records):
+        with contextlib.suppress(SpecError):
+            trial = to_frozen(record, space, info)
+            key = trial.user_attrs.get("trial_key")
+            original = pipeline.original_of(trial, ray_ref(record.round, record.trial_id))
+            if key is not None and original is not None:
+                out.setdefault(key, original)
+    return out
 
 
 def prepare_study(storage: Any, name: str, space: SearchSpace, where: str) -> optuna.Study:
@@ -244,7 +252,9 @@ def write_study(
     """The study ``name`` in ``storage`` rebuilt from ``records`` (rounds in order): the study
     is derived data, so its trials are replaced, not updated."""
     trials = []
-    for number, record in enumerate(in_order(records)):
+    ordered = in_order(records)
+    numbers = {ray_ref(r.round, r.trial_id): n for n, r in enumerate(ordered)}
+    for number, record in enumerate(ordered):
         try:
             trial = to_frozen(record, space, info)
         except SpecError as e:
@@ -254,6 +264,9 @@ def write_study(
             ) from None
         if trial.user_attrs.get("weights") == "pending":
             trial.set_user_attr("weights", results.weights_file(name, number))
+        ref = trial.user_attrs.get("duplicate_of")
+        if ref in numbers:
+            trial.set_user_attr("duplicate_of", numbers[ref])
         trials.append(trial)
     with quiet_optuna(), contextlib.suppress(KeyError):
         optuna.delete_study(study_name=name, storage=storage)
@@ -277,9 +290,8 @@ def keep_best_weights(study: optuna.Study, out: Path, records: list[TrialRecord]
         if checkpoint is None or not (checkpoint / "weights.pt").is_file():
             continue
         (out / results.WEIGHTS_DIR).mkdir(parents=True, exist_ok=True)
-        source = checkpoint / "weights.pt"
         write_atomic(
             out / results.weights_file(study.study_name, t.number),
-            lambda tmp, source=source: shutil.copyfile(source, tmp),
+            functools.partial(shutil.copyfile, checkpoint / "weights.pt"),
         )
     results.prune_weights(study, out)

@@ -1,5 +1,5 @@
 """One Ray Tune trial: the define-by-run space ``OptunaSearch`` samples, and the function a
-Ray worker runs (sample -> candidate -> :func:`~nasblocks.search.trial.run_trial`).
+Ray worker runs (the Ray adapter of :func:`nasblocks.search.pipeline.evaluate`).
 
 Imported by Ray workers: nothing here starts or talks to Ray beyond ``ray.tune.report`` and
 ``ray.tune.get_checkpoint``, and the driver's side (:mod:`nasblocks.search.ray_backend`) is not
@@ -12,19 +12,14 @@ import dataclasses
 import json
 import tempfile
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
 from nasblocks.files import write_atomic
-from nasblocks.search.candidate import DataInfo, Infeasible, make_candidate
+from nasblocks.search import pipeline
+from nasblocks.search.pipeline import WORST_COST, Job, Original, Status, to_row
 from nasblocks.search.samplers import OptunaSource
-from nasblocks.search.trial import DataHandle, run_trial
 from nasblocks.space import FixedSource, SearchSpace
-
-# What an untrained trial reports for a cost it minimises: worse than any real one, and finite
-# (Tune's TensorBoard logger complains about inf).
-WORST_COST = 1e300
 
 
 class DefineByRun:
@@ -42,36 +37,58 @@ class DefineByRun:
 
 @dataclasses.dataclass(frozen=True)
 class TrialJob:
-    """What every trial of a search shares; Ray puts it in its object store once."""
+    """What every trial of a Ray round shares; Ray puts it in its object store once.
 
-    space: SearchSpace
-    data: DataHandle
-    info: DataInfo
+    ``round``: the round's index; ``seen``: the name of the round's :class:`Seen` actor."""
+
+    job: Job
     threads: int
+    round: int = 0
+    seen: str | None = None
 
 
-def train_one(config: dict[str, Any], job: TrialJob) -> None:
-    """One Ray trial: sample -> candidate -> :func:`run_trial`, reporting each epoch to Tune.
+class Seen:
+    """The trained trials of a Ray search by trial key, for deduplication: a Ray actor
+    (``ray.remote(Seen)``, named per round) that every trial of the round asks before it
+    trains and tells after; trials of earlier rounds are given at its start."""
 
-    Every path reports at least once with every objective, so the searcher and ASHA always
-    get a value (the worst one for a trial that was not trained).
+    def __init__(self, originals: dict[str, Original]) -> None:
+        self.originals = dict(originals)
+
+    def get(self, key: str) -> Original | None:
+        return self.originals.get(key)
+
+    def put(self, key: str, original: Original) -> None:
+        self.originals.setdefault(key, original)
+
+
+def ray_ref(round_index: int, trial_id: str) -> str:
+    """How a Ray trial is named before the study numbers it (``duplicate_of``)."""
+    return f"ray:{round_index}/{trial_id}"
+
+
+def trainable(config: dict[str, Any], job: TrialJob) -> None:
+    """One Ray trial: the Ray adapter of :func:`.pipeline.evaluate`.
+
+    The sample is the searcher's ``config``; each epoch is reported to Tune (ASHA stops a
+    trial by not asking for its next epoch), and the end always with every objective, so the
+    searcher and ASHA get a value (the worst one for a trial that was not trained). A trained
+    trial's weights and final row are its checkpoint: a trial Ray re-runs after the driver died
+    reports them again instead of training again.
     """
+    import ray
     import torch
     from ray import tune
 
     torch.set_num_threads(job.threads)
-    settings = job.space.settings
-    objectives = settings.directions()
-    # objectives first: Tune's progress table shows the first few numbers a trial reports
-    row: dict[str, Any] = {m: 0.0 if d == "maximize" else WORST_COST for m, d in objectives}
-    row["epoch"] = 0
+    objectives = job.job.space.settings.directions()
     started = time.time()
     waited = [0.0]  # seconds inside earlier tune.report calls: Ray's cost within the trial
 
     def emit(values: dict[str, Any], checkpoint: Any = None) -> None:
         now = time.time()
         times = {"started_at": started, "reported_at": now, "ray_report_s": waited[0]}
-        tune.report({**row, **values, **times}, checkpoint=checkpoint)
+        tune.report({**values, **times}, checkpoint=checkpoint)
         waited[0] += time.time() - now
 
     checkpoint = tune.get_checkpoint()
@@ -80,45 +97,34 @@ def train_one(config: dict[str, Any], job: TrialJob) -> None:
             final = json.loads((Path(folder) / "metrics.json").read_text())
         tune.report(final, checkpoint=checkpoint)
         return
-    sample = job.space.sample(FixedSource(flat(config)))
-    try:
-        cand = make_candidate(sample, settings, job.info)
-    except Infeasible as e:
-        emit({"outcome": "infeasible", "reason": e.reason, "violations": e.violations})
-        return
-    row.update(cand.costs)
-    row.update(spec_hash=cand.spec_hash, trial_key=cand.key)
-    row.update(n_params=cand.params, flops=cand.flops)  # whole numbers, as the Optuna backend
-    epochs = cand.config.epochs
+    seen = ray.get_actor(job.seen) if job.seen is not None else None
+    worst = {m: 0.0 if d == "maximize" else WORST_COST for m, d in objectives}
 
-    def report(epoch: int, metrics: dict[str, float]) -> bool:
-        if epoch < epochs:  # the last epoch goes out with the weights, below
-            emit({**metrics, "epoch": epoch})
-        return False  # ASHA stops a trial by not asking for its next epoch
+    def report(epoch: int, epochs: int, metrics: dict[str, float]) -> bool:
+        if epoch < epochs:  # the last epoch goes out with the result, below
+            emit({**worst, **metrics, "epoch": epoch})
+        return False
 
-    try:
-        outcome = run_trial(cand.spec, cand.config, job.data, report, keep_weights=True)
-    except Exception as e:  # recorded, and the search goes on (a worker death is Ray's)
-        emit(_failure(e))
+    def lookup(key: str) -> Original | None:
+        return None if seen is None else ray.get(seen.get.remote(key))
+
+    sample = job.job.space.sample(FixedSource(flat(config)))
+    result = pipeline.evaluate(sample, job.job, report, seen=lookup)
+    row = {**to_row(result, objectives), "epoch": int(result.attrs.get("epochs", 0))}
+    trained = result.status is not Status.INFEASIBLE and result.status is not Status.FAILED
+    if seen is not None and trained and "duplicate_of" not in result.attrs:
+        me = ray_ref(job.round, tune.get_context().get_trial_id())
+        ray.get(seen.put.remote(result.attrs["trial_key"], Original(me, result.status, row)))
+    if result.weights is None:
+        emit(row)
         return
-    final = {**outcome.metrics, "epoch": int(outcome.metrics["epochs"]), "outcome": "completed"}
     with tempfile.TemporaryDirectory() as folder:
-        write_atomic(Path(folder) / "weights.pt", lambda t: torch.save(outcome.state_dict, t))
-        final.update(started_at=started, reported_at=time.time(), ray_report_s=waited[0])
-        write_atomic(Path(folder) / "metrics.json", json.dumps({**row, **final}))
-        emit(final, checkpoint=tune.Checkpoint.from_directory(folder))
-
-
-def _failure(error: Exception) -> dict[str, Any]:
-    from nasblocks.train import DivergedError, TrainOutOfMemoryError
-
-    if isinstance(error, DivergedError):
-        return {"outcome": "diverged", "reason": str(error)}
-    if isinstance(error, TrainOutOfMemoryError):
-        return {"outcome": "failed", "reason": f"out of memory: {error}"}
-    tb = traceback.format_exception(type(error), error, error.__traceback__)
-    reason = f"{type(error).__name__}: {error}".splitlines()[0][:500]
-    return {"outcome": "failed", "reason": reason, "traceback": "".join(tb)[-4000:]}
+        write_atomic(Path(folder) / "weights.pt", lambda t: torch.save(result.weights, t))
+        final = {**row, "started_at": started, "reported_at": time.time()}
+        write_atomic(
+            Path(folder) / "metrics.json", json.dumps({**final, "ray_report_s": waited[0]})
+        )
+        emit(row, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
 def flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -19,7 +19,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nasblocks.files import write_atomic
-from nasblocks.search import results
+from nasblocks.search import outcomes, results
 
 TOP = 10
 
@@ -30,7 +30,7 @@ def write_report(study: optuna.Study, out: Path) -> Path:
     trials = study.get_trials(deepcopy=False)
     names = results.objective_names(study)
     acc_index = names.index("val_acc") if "val_acc" in names else 0
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and _feasible(t)]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and outcomes.feasible(t)]
     best = results.best_trial(study)
     front = results.pareto_trials(study)
     run = _run_info(out)
@@ -89,11 +89,11 @@ def write_report(study: optuna.Study, out: Path) -> Path:
 def _overview(study: optuna.Study, trials: list[FrozenTrial], run: dict) -> list[str]:
     settings = run.get("settings", {})
     counts = collections.Counter(_kind(t) for t in trials)
-    spans = [t for t in trials if t.datetime_start and t.datetime_complete]
+    starts = [t.datetime_start for t in trials if t.datetime_start and t.datetime_complete]
+    ends = [t.datetime_complete for t in trials if t.datetime_start and t.datetime_complete]
     wall = ""
-    if spans:
-        begin = min(t.datetime_start for t in spans)
-        end = max(t.datetime_complete for t in spans)
+    if starts and ends:
+        begin, end = min(d for d in starts if d), max(d for d in ends if d)
         from nasblocks.search.progress import fmt_time
 
         wall = f", {fmt_time((end - begin).total_seconds())} from first start to last finish"
@@ -197,11 +197,12 @@ def _table(
 
 
 def _problems(trials: list[FrozenTrial]) -> list[str]:
-    reasons = collections.Counter()
+    reasons: collections.Counter[str] = collections.Counter()
+    why = results.retry_reasons(trials)
     for t in trials:
         kind = _kind(t)
         if kind in ("infeasible", "failed", "diverged"):
-            text = re.sub(r" \(layer [^)]*\)", "", results.status(t))
+            text = re.sub(r" \(layer [^)]*\)", "", results.status(t, why.get(t.number)))
             reasons[text[:160]] += 1
     if not reasons:
         return []
@@ -211,18 +212,8 @@ def _problems(trials: list[FrozenTrial]) -> list[str]:
 
 
 def _kind(t: FrozenTrial) -> str:
-    a = t.user_attrs
-    if "duplicate_of" in a:
-        return "duplicates"
-    if t.state == TrialState.COMPLETE:
-        return "complete"
-    if t.state == TrialState.PRUNED:
-        if "infeasible" in a:
-            return "infeasible"
-        return "diverged" if "diverged" in a else "pruned"
-    if t.state == TrialState.FAIL:
-        return "failed"
-    return t.state.name.lower()
+    how = outcomes.kind(t)
+    return "duplicates" if how == "duplicate" else how
 
 
 def _short(value: Any) -> str:
@@ -230,10 +221,6 @@ def _short(value: Any) -> str:
     if isinstance(value, float):
         text = f"{value:.4g}"
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _feasible(t: FrozenTrial) -> bool:
-    return all(v <= 0 for v in t.constraints.values())
 
 
 def _run_info(out: Path) -> dict:
@@ -252,7 +239,9 @@ MAX_IMPORTANCE_TRIALS = 300  # fANOVA on a seeded sample of this many trials at 
 def param_importances(study: optuna.Study, acc_index: int = 0) -> tuple[dict[str, float], str]:
     """``({param: importance}, "")``, or ``({}, why not)``."""
     done = [
-        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if _feasible(t)
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if outcomes.feasible(t)
     ]
     if len(done) < 2:
         return {}, f"{len(done)} completed trial{'s' if len(done) != 1 else ''}, need 2"
@@ -310,7 +299,7 @@ def _plot_history(
     points = [
         (t.number, t.values[acc_index])
         for t in trials
-        if t.state == TrialState.COMPLETE and t.values and _feasible(t)
+        if t.state == TrialState.COMPLETE and t.values and outcomes.feasible(t)
     ]
     pruned = [
         (t.number, t.intermediate_values[max(t.intermediate_values)])

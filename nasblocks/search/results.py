@@ -25,11 +25,12 @@ from optuna.trial import FrozenTrial, TrialState
 from nasblocks.errors import SearchError
 from nasblocks.files import OutputError, reason, write_atomic
 from nasblocks.search import folder as run_folder
+from nasblocks.search import outcomes
 from nasblocks.spec.yamlio import dump_spec
 
 if TYPE_CHECKING:
-    from nasblocks.search.trial import DataHandle
     from nasblocks.space import SearchSpace
+    from nasblocks.train import DataHandle
 
 RUN_FILE = run_folder.RUN_FILE
 WEIGHTS_DIR = "trials"
@@ -56,7 +57,7 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
             best = study.best_trial
             done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             ties = [t for t in done if t.values == best.values and t.number < best.number]
-            feasible = [t for t in ties if all(v <= 0 for v in t.constraints.values())]
+            feasible = [t for t in ties if outcomes.feasible(t)]
             return min(feasible, key=lambda t: t.number, default=best)
         front = study.best_trials
     except ValueError:
@@ -84,7 +85,7 @@ def worth_keeping(study: optuna.Study, values: list[float], number: int | None =
     """Would trial ``number`` with ``values`` be the best (or on the Pareto front) so far?
     (Of equals, the lowest-numbered is the best, as :func:`best_trial` has it.)"""
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    done = [t for t in done if all(v <= 0 for v in t.constraints.values())]
+    done = [t for t in done if outcomes.feasible(t)]
     signs = [1.0 if d == optuna.study.StudyDirection.MAXIMIZE else -1.0 for d in study.directions]
     mine = [s * v for s, v in zip(signs, values, strict=True)]
     for t in done:
@@ -213,25 +214,31 @@ def load_study(out: Path) -> optuna.Study:
             raise SearchError(f"study {run['study_name']!r} not found in {url}") from e
 
 
-def status(t: FrozenTrial) -> str:
-    """One readable word or phrase for how a trial ended."""
+def status(t: FrozenTrial, retry_reason: str | None = None) -> str:
+    """One readable word or phrase for how a trial ended. ``retry_reason``: what its retry
+    says ended it (a trial failed from outside, its process dead, carries no reason itself)."""
     a = t.user_attrs
-    if "duplicate_of" in a:
-        return f"duplicate of {a['duplicate_of']}" + (
-            " (pruned)" if t.state == TrialState.PRUNED else ""
-        )
-    if t.state == TrialState.COMPLETE:
-        return "ok"
-    if t.state == TrialState.PRUNED:
-        if "infeasible" in a:
-            return f"infeasible: {a['infeasible']}"
-        if "diverged" in a:
-            return f"diverged: {a['diverged']}"
+    how = outcomes.kind(t)
+    if how == "duplicate":
+        pruned = " (pruned)" if t.state == TrialState.PRUNED else ""
+        return f"duplicate of {a['duplicate_of']}{pruned}"
+    if how in ("infeasible", "diverged"):
+        return f"{how}: {a[how]}"
+    if how == "pruned":
         return f"pruned at epoch {a.get('pruned_at', '?')}"
-    if t.state == TrialState.FAIL:
+    if how == "failed":
         why = "interrupted" if a.get("interrupted") else t.system_attrs.get("fail_reason")
-        return f"failed: {a.get('error', why or 'unknown')}"
-    return t.state.name.lower()
+        return f"failed: {a.get('error', why or retry_reason or 'unknown')}"
+    return "ok" if how == "complete" else how
+
+
+def retry_reasons(trials: list[FrozenTrial]) -> dict[int, str]:
+    """Trial number -> why it ended, as its retry records it (``retry_reason``)."""
+    return {
+        t.user_attrs["retry_of"]: t.user_attrs["retry_reason"]
+        for t in trials
+        if "retry_of" in t.user_attrs and "retry_reason" in t.user_attrs
+    }
 
 
 def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
@@ -251,9 +258,15 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
         "spec_hash",
     ]
     rows = []
-    for t in study.get_trials(deepcopy=False):
+    trials = study.get_trials(deepcopy=False)
+    why = retry_reasons(trials)
+    for t in trials:
         a = t.user_attrs
-        row: dict[str, Any] = {"number": t.number, "state": t.state.name, "status": status(t)}
+        row: dict[str, Any] = {
+            "number": t.number,
+            "state": t.state.name,
+            "status": status(t, why.get(t.number)),
+        }
         for name in names:
             if name not in ("val_acc", "params", "flops", "latency_ms"):
                 row[name] = t.values[names.index(name)] if t.values else None

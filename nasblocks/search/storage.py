@@ -32,6 +32,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nasblocks.errors import SearchError
+from nasblocks.search.logs import quiet_optuna
 
 MAX_RETRIES = 1  # a trial whose process died is re-run once; a second death is final
 LEFT_RUNNING = "left RUNNING by a process that stopped"
@@ -112,7 +113,7 @@ def open_storage(url: str, heartbeat: int | None = None) -> optuna.storages.Base
         kwargs = {
             "heartbeat_interval": heartbeat,
             "grace_period": GRACE_BEATS * heartbeat,
-            _STALE_CALLBACK_ARG: RequeueStale(),
+            _STALE_CALLBACK_ARG: RequeueStale(heartbeat),
         }
     local = is_local(url)
     engine: dict[str, Any] = (
@@ -209,10 +210,19 @@ def recover(study: optuna.Study, max_retries: int = MAX_RETRIES) -> list[int]:
     for t in trials:  # interrupted (Ctrl-C), or failed here but not re-queued (killed meanwhile)
         if t.state != TrialState.FAIL or t.number in retried:
             continue
-        died = t.user_attrs.get("error") == LEFT_RUNNING or t.user_attrs.get("interrupted")
-        if died and requeue(study, t, max_retries):
+        if died(t) and requeue(study, t, LEFT_RUNNING, max_retries):
             queued.append(t.number)
     return queued
+
+
+def died(trial: FrozenTrial) -> bool:
+    """Whether a FAIL trial ended because its process stopped (not by its own error): it was
+    interrupted, or failed from outside (Optuna records no ``fail_reason`` then), or (studies
+    written before nasblocks 0.3) carries the old ``error`` of a trial left running."""
+    a = trial.user_attrs
+    if a.get("interrupted") or a.get("error") == LEFT_RUNNING:
+        return True
+    return "error" not in a and "fail_reason" not in trial.system_attrs
 
 
 def fail_and_requeue(
@@ -221,45 +231,40 @@ def fail_and_requeue(
     """Fail a RUNNING trial whose process is gone and re-queue it; True if re-queued.
 
     Safe with several processes doing it at once: only the one whose state change lands
-    re-queues (the storage refuses to update a finished trial).
+    re-queues (the storage refuses to update a finished trial, ``Study.tell`` says so).
     """
-    storage = study._storage
     try:
-        storage.set_trial_user_attr(trial._trial_id, "error", reason)
-        if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
-            return False
-    except optuna.exceptions.UpdateFinishedTrialError:
-        return False
-    return requeue(study, trial, max_retries)
+        with quiet_optuna():
+            study.tell(trial.number, state=TrialState.FAIL)
+    except (ValueError, RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+        return False  # finished meanwhile (by its process, or by another process failing it)
+    return requeue(study, trial, reason, max_retries)
 
 
-def requeue(study: optuna.Study, trial: FrozenTrial, max_retries: int = MAX_RETRIES) -> bool:
-    """Queue a new trial with ``trial``'s parameters (``retry_of``), unless it is a retry
-    already retried ``max_retries`` times."""
+def requeue(
+    study: optuna.Study, trial: FrozenTrial, reason: str, max_retries: int = MAX_RETRIES
+) -> bool:
+    """Queue a new trial with ``trial``'s parameters (``retry_of``; ``retry_reason``: why the
+    first one ended), unless it is a retry already retried ``max_retries`` times."""
     depth = trial.user_attrs.get("retry_depth", 0)
     if depth >= max_retries:
         return False
-    study.enqueue_trial(
-        trial.params, user_attrs={"retry_of": trial.number, "retry_depth": depth + 1}
-    )
+    attrs = {"retry_of": trial.number, "retry_depth": depth + 1, "retry_reason": reason}
+    study.enqueue_trial(trial.params, user_attrs=attrs)
     return True
 
 
-def fail_stale(study: optuna.Study) -> list[int]:
-    """Fail and re-queue the trials whose heartbeat stopped (their worker died); returns
-    their numbers. Optuna does the same before each trial (then :class:`RequeueStale`
-    re-queues), without saying why; this records the reason first."""
-    storage = study._storage
-    interval = heartbeat_interval(study)
-    if interval is None:
-        return []
-    queued = []
-    for trial_id in storage._get_stale_trial_ids(study._study_id):  # type: ignore[attr-defined]
-        trial = storage.get_trial(trial_id)
-        reason = f"no heartbeat for {GRACE_BEATS * interval} s: its worker stopped"
-        if fail_and_requeue(study, trial, reason):
-            queued.append(trial.number)
-    return queued
+def stale_reason(heartbeat: int) -> str:
+    return f"no heartbeat for {GRACE_BEATS * heartbeat} s: its worker stopped"
+
+
+def fail_stale(study: optuna.Study) -> None:
+    """Fail the trials whose heartbeat stopped (their worker died): Optuna's own
+    ``fail_stale_trials``, which calls :class:`RequeueStale` for each; Optuna does the same
+    before each trial it starts."""
+    with quiet_optuna(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # since 2.9
+        optuna.storages.fail_stale_trials(study)
 
 
 def worker_id(pid: int | None = None) -> str:
@@ -267,17 +272,19 @@ def worker_id(pid: int | None = None) -> str:
     return f"{socket.gethostname()}:{os.getpid() if pid is None else pid}"
 
 
-def heartbeat_interval(study: optuna.Study) -> int | None:
-    """Seconds between the heartbeats of the study's running trials; None when off."""
-    return getattr(study._storage, "get_heartbeat_interval", lambda: None)()
-
-
 class RequeueStale:
-    """Optuna's heartbeat-stale callback (the role of its ``RetryFailedTrialCallback``), with
-    nasblocks' retry convention: a new trial with the same parameters and ``retry_of``."""
+    """Optuna's heartbeat-stale callback, with nasblocks' retry convention: a new trial with
+    the same parameters, ``retry_of`` and the reason.
+
+    Not Optuna's ``RetryFailedTrialCallback``: it copies the failed trial's user attributes
+    (its ``worker``, ``spec``, an ``error``) onto the retry, which then reads as the dead
+    trial until it overwrites them; a retry here starts clean."""
+
+    def __init__(self, heartbeat: int) -> None:
+        self.heartbeat = heartbeat
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        requeue(study, trial)
+        requeue(study, trial, stale_reason(self.heartbeat))
 
 
 # Optuna 4.9 renamed ``failed_trial_callback`` (deprecated) to ``heartbeat_stale_trial_callback``.

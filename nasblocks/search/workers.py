@@ -56,13 +56,15 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nasblocks.errors import NasBlocksError
-from nasblocks.search import engine, results, storage
+from nasblocks.search import budget as budgets
 from nasblocks.search import folder as run_folder
+from nasblocks.search import results, storage
 from nasblocks.search.logs import quiet_optuna
+from nasblocks.search.objective import Objective, open_study
+from nasblocks.search.pipeline import Job, TrialFailed
 
 if TYPE_CHECKING:
     from nasblocks.search.progress import Progress
-    from nasblocks.space import SearchSpace
 
 try:
     import fcntl
@@ -80,7 +82,7 @@ class WorkerPlan:
     """What one worker process is given (pickled to it)."""
 
     index: int
-    space: SearchSpace
+    job: Job
     out: str
     url: str
     heartbeat: int | None
@@ -160,10 +162,15 @@ class Admission:
     """
 
     def __init__(
-        self, study: optuna.Study, target: int, path: Path, since: datetime.datetime
+        self,
+        study: optuna.Study,
+        target: int,
+        path: Path,
+        since: datetime.datetime,
+        beats: bool = False,
     ) -> None:
         self.study, self.target, self.since = study, target, since
-        self.beats = storage.heartbeat_interval(study) is not None
+        self.beats = beats  # the study's storage has heartbeats
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         self.held = False
 
@@ -189,7 +196,7 @@ class Admission:
         """``"go"`` (lock held), ``"wait"`` or ``"stop"`` (the budget is met, or failing)."""
         self.acquire()
         trials = self.study.get_trials(deepcopy=False)
-        finished = sum(engine.counts(t) for t in trials)
+        finished = sum(budgets.counts(t) for t in trials)
         running = sum(t.state == TrialState.RUNNING and self._running(t) for t in trials)
         failing = self._failing(trials)
         if finished + running < self.target and not failing:
@@ -199,14 +206,14 @@ class Admission:
 
     def _failing(self, trials: list[FrozenTrial]) -> bool:
         ended = [
-            t
+            (t.datetime_complete, t)
             for t in trials
             if t.state in ENDED and t.datetime_complete and t.datetime_complete >= self.since
         ]
-        ended.sort(key=lambda t: t.datetime_complete)
-        last = ended[-engine.MAX_FAILS_IN_A_ROW :]
-        full = len(last) == engine.MAX_FAILS_IN_A_ROW
-        return full and all(t.state == TrialState.FAIL for t in last)
+        ended.sort(key=lambda pair: pair[0])
+        last = ended[-budgets.MAX_FAILS_IN_A_ROW :]
+        full = len(last) == budgets.MAX_FAILS_IN_A_ROW
+        return full and all(t.state == TrialState.FAIL for _, t in last)
 
     def _running(self, trial: FrozenTrial) -> bool:
         worker = trial.user_attrs.get("worker")
@@ -265,42 +272,38 @@ def worker_main(plan: WorkerPlan, stop: Any, messages: Any) -> None:
 def _work(plan: WorkerPlan, stop: Any) -> None:
     import torch
 
-    from nasblocks.search.candidate import DataInfo
-    from nasblocks.search.trial import DataHandle
-
     torch.set_num_threads(plan.threads)
-    space, out = plan.space, Path(plan.out)
-    settings = space.settings
-    data = DataHandle.from_settings(settings.data, settings.seed)
-    info = DataInfo(*data.info())
-    seed = settings.seed + zlib.crc32(storage.worker_id().encode())
-    study, _ = engine.open_study(space, out, plan.url, heartbeat=plan.heartbeat, seed=seed)
-    objective = engine.Objective(space, data, info, out)
+    job, out = plan.job, Path(plan.out)
+    seed = job.space.settings.seed + zlib.crc32(storage.worker_id().encode())
+    study, _ = open_study(job.space, out, plan.url, heartbeat=plan.heartbeat, seed=seed)
     trial_loop(
         study,
-        objective,
+        Objective(job, out),
         since=plan.since,
         deadline=plan.deadline,
         stopped=stop.is_set,
         wait=stop.wait,
+        heartbeat=plan.heartbeat,
     )
 
 
 def trial_loop(
     study: optuna.Study,
-    objective: engine.Objective,
+    objective: Objective,
     *,
     since: datetime.datetime,
     deadline: float | None,
     stopped: Callable[[], bool],
     wait: Callable[[float], Any] = time.sleep,
     callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
+    heartbeat: int | None = None,
 ) -> None:
     """One trial at a time, each admitted by :class:`Admission`, until the budget is met,
     ``deadline`` (``time.time()``) passes or ``stopped()``. What a worker process runs, and
     what a single process runs on a study other machines share."""
     out = objective.out
-    gate = Admission(study, objective.settings.budget.trials, out / LOCK_FILE, since)
+    target = objective.settings.budget.trials
+    gate = Admission(study, target, out / LOCK_FILE, since, beats=heartbeat is not None)
     objective.on_start = gate.release
 
     def prune(s: optuna.Study, _: FrozenTrial) -> None:
@@ -324,12 +327,37 @@ def trial_loop(
                         objective,
                         n_trials=1,
                         callbacks=[prune, *callbacks],
-                        catch=(engine.TrialFailed,),
+                        catch=(TrialFailed,),
                     )
             finally:
                 gate.release()
     finally:
         gate.close()
+
+
+def run_shared(
+    study: optuna.Study, objective: Objective, show: Progress, heartbeat: int | None = None
+) -> str | None:
+    """One process on a study other processes may share: each trial admitted as worker
+    processes admit theirs; returns why it stopped early, if so."""
+    budget = objective.settings.budget
+    stopper = budgets.Stopper(budget.trials)
+    deadline = time.time() + budget.timeout if budget.timeout else None
+
+    def count(_: optuna.Study, trial: FrozenTrial) -> None:
+        stopper.count(trial)
+
+    trial_loop(
+        study,
+        objective,
+        since=datetime.datetime.now(),
+        deadline=deadline,
+        stopped=lambda: stopper.error is not None,
+        callbacks=[count, show],
+        heartbeat=heartbeat,
+    )
+    (objective.out / LOCK_FILE).unlink(missing_ok=True)
+    return stopper.error
 
 
 def _exit_with(parent: int) -> None:
@@ -348,7 +376,7 @@ def _exit_with(parent: int) -> None:
 
 def run_workers(
     study: optuna.Study,
-    space: SearchSpace,
+    job: Job,
     out: Path,
     url: str,
     n: int,
@@ -358,26 +386,30 @@ def run_workers(
 ) -> str | None:
     """Run the study's remaining trials in ``n`` worker processes; return why it stopped
     early (too many failures, a worker's error), or None."""
+    space = job.space
     settings = space.settings
     budget = settings.budget
-    if engine.count_finished(study) >= budget.trials:
+    if budgets.count_finished(study) >= budget.trials:
         return None
     deadline = time.time() + budget.timeout if budget.timeout else None
     device = space.train.get("device", "auto")  # a search node: may be cuda
     gpus = visible_gpus(device if isinstance(device, str) else "auto")
     shares = share_machine(n, settings.threads, gpus)
-    common = {
-        "space": space,
-        "out": str(out),
-        "url": url,
-        "heartbeat": heartbeat,
-        "deadline": deadline,
-        "parent": os.getpid(),
-        "plugins": _loaded_plugins(),
-        "since": datetime.datetime.now(),
-    }
+    since, plugins = datetime.datetime.now(), _loaded_plugins()
     plans = [
-        WorkerPlan(index=i, threads=threads, env=env, **common)
+        WorkerPlan(
+            index=i,
+            job=job,
+            out=str(out),
+            url=url,
+            heartbeat=heartbeat,
+            threads=threads,
+            env=env,
+            deadline=deadline,
+            parent=os.getpid(),
+            plugins=plugins,
+            since=since,
+        )
         for i, (threads, env) in enumerate(shares)
     ]
     return _Supervisor(study, plans, show, exclusive).run()
@@ -391,15 +423,16 @@ class _Supervisor:
 
         self.ctx = multiprocessing.get_context("spawn")
         self.study, self.plans, self.show, self.exclusive = study, plans, show, exclusive
-        self.target = plans[0].space.settings.budget.trials
+        self.target = plans[0].job.space.settings.budget.trials
         self.deadline = plans[0].deadline
         self.stop = self.ctx.Event()
         self.messages = self.ctx.SimpleQueue()
         first = plans[0]
-        self.gate = Admission(study, self.target, Path(first.out) / LOCK_FILE, first.since)
+        lock = Path(first.out) / LOCK_FILE
+        self.gate = Admission(study, self.target, lock, first.since, first.heartbeat is not None)
         self.procs: dict[int, Any] = {}
         self.reported = {t.number for t in study.get_trials(deepcopy=False, states=ENDED)}
-        self.stopper = engine.Stopper(self.target)
+        self.stopper = budgets.Stopper(self.target)
         self.deaths = 0
         self.error: str | None = None
 
@@ -456,12 +489,12 @@ class _Supervisor:
             if reason is not None:
                 self._fail(reason)
         self.show.running([t for t in trials if t.state == TrialState.RUNNING])
-        if sum(engine.counts(t) for t in trials) >= self.target:
+        if sum(budgets.counts(t) for t in trials) >= self.target:
             self.stop.set()
 
     def _more_to_do(self) -> bool:
         in_time = self.deadline is None or time.time() < self.deadline
-        return in_time and engine.count_finished(self.study) < self.target
+        return in_time and budgets.count_finished(self.study) < self.target
 
     def _bury(self, proc: Any, died: bool) -> None:
         """Fail and re-queue the trial a worker that exited abnormally was running; stop the
@@ -477,7 +510,7 @@ class _Supervisor:
         if not died:
             return
         self.deaths += 1
-        if self.deaths >= engine.MAX_FAILS_IN_A_ROW:
+        if self.deaths >= budgets.MAX_FAILS_IN_A_ROW:
             self._fail(f"worker processes died {self.deaths} times; the last one {how}")
 
     def _fail(self, reason: str) -> None:

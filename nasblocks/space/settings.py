@@ -15,6 +15,7 @@ SamplerName = Literal["tpe", "random", "nsga2", "grid", "evolution", "local_sear
 PrunerName = Literal["none", "median", "successive_halving", "hyperband"]
 Metric = Literal["val_acc", "params", "flops", "latency_ms"]
 Direction = Literal["maximize", "minimize"]
+_VAL_ACC: list[Metric] = ["val_acc"]  # the default objectives (pydantic copies it per model)
 
 MAX_SEED = 2**32 - 1  # Optuna's samplers are seeded through numpy: 0 .. 2**32 - 1
 
@@ -220,7 +221,7 @@ class SearchSettings(_Model):
         None, description="Proxy warm-up before the first trial (see Warmup)."
     )
     objectives: list[Metric] | dict[Metric, Direction] = Field(
-        ["val_acc"],
+        _VAL_ACC,
         description="What to optimise: val_acc alone, or with params / flops / "
         "latency_ms for a multi-objective search (a list uses natural directions; a mapping "
         "gives them).",

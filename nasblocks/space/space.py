@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from nasblocks.errors import SpecError, YamlPath, format_path
 from nasblocks.space.nodes import (
@@ -91,6 +91,7 @@ def load_space(
     ``overrides`` use spec paths (``stages.block=basic`` fixes a choice) and ``search.`` paths
     (``search.budget.trials=5``). Raises a located :class:`SpecError`.
     """
+    positions: Positions
     if isinstance(source, Mapping):
         file, positions, raw = None, {}, dict(source)
         name = str(raw.get("name") or "space")
@@ -178,11 +179,11 @@ def _distinct_nodes(values: list[Any]) -> tuple[Node, ...]:
     return tuple(seen.values())
 
 
-def _settings_model(err: ValidationError):
+def _settings_model(err: ValidationError) -> type[BaseModel]:
     from nasblocks.space import settings as s
 
     loc = err.errors()[0]["loc"]
-    models = {
+    models: dict[str, type[BaseModel]] = {
         "data": s.DataSettings,
         "budget": s.Budget,
         "evaluate": s.Evaluation,
@@ -192,7 +193,9 @@ def _settings_model(err: ValidationError):
         "sampler": s.SamplerSettings,
         "pruner": s.PrunerSettings,
     }
-    return models.get(loc[0], s.SearchSettings) if len(loc) >= 2 else s.SearchSettings
+    if len(loc) >= 2 and isinstance(loc[0], str):
+        return models.get(loc[0], s.SearchSettings)
+    return s.SearchSettings
 
 
 def _check_train_keys(train: dict[str, Any]) -> None:

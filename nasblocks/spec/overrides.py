@@ -8,9 +8,9 @@ from typing import Any
 
 import yaml
 
-from nasblocks.errors import SpecError
+from nasblocks.errors import SpecError, YamlPath
 
-ALIASES = {"in_channels": ("input", 0)}
+ALIASES: dict[str, YamlPath] = {"in_channels": ("input", 0)}
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from nasblocks.registry import block_names, get_block
 from nasblocks.spec.models import LAYER_META, SpecDocument, Vgg
 
 
-def layer_model():
+def layer_model() -> type[BaseModel]:
     """One pydantic model for a layer: the meta keys plus one optional key per block kind."""
     fields: dict[str, Any] = {
         "name": (str | None, Field(None, description=LAYER_META["name"])),
@@ -34,10 +34,12 @@ def layer_model():
 
 def spec_json_schema() -> dict[str, Any]:
     Layer = layer_model()  # noqa: N806
+    # Layer is a model made at run time: a value for pydantic to read, not a static type.
+    layers = list[Layer | str] | None  # type: ignore[valid-type]
     Document = create_model(  # noqa: N806
         "Spec",
         __base__=SpecDocument,
-        layers=(list[Layer | str] | None, Field(None, description="General layer list.")),
+        layers=(layers, Field(None, description="General layer list.")),
     )
     schema = Document.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

@@ -138,13 +138,14 @@ class _Converter:
                 key = self.constructor.construct_object(key_node)
                 if not isinstance(key, (str, int)) or isinstance(key, bool):
                     key = str(key_node.value)
+                where = (*path, key)  # named: mypy takes d[(*p, k)] for 3.11's d[*p, k]
                 if key in out:
-                    raise self._error(f"duplicate key {key!r}", key_node, (*path, key))
-                self.positions[(*path, key)] = (
+                    raise self._error(f"duplicate key {key!r}", key_node, where)
+                self.positions[where] = (
                     key_node.start_mark.line + 1,
                     key_node.start_mark.column + 1,
                 )
-                out[key] = self._value(value_node, (*path, key), depth + 1)
+                out[key] = self._value(value_node, where, depth + 1)
             return out
         raise self._error("unsupported YAML node", node, path)  # pragma: no cover
 

@@ -99,8 +99,9 @@ def load_imagefolder(path: Path, *, seed: int, val_fraction: float, test: float)
 
 def prepare_files(splits: DatasetSplits, target: Shape3) -> DatasetSplits:
     """File-backed :func:`~nasblocks.train.data.prepare`: statistics from a train sample."""
-    train = splits.train
+    train, val, test = splits.train, splits.val, splits.test
     assert isinstance(train, ImageFiles)
+    assert isinstance(val, ImageFiles) and isinstance(test, ImageFiles)
     raw = train.reformatted(target)
     step = max(1, len(raw) // _STATS_SAMPLES)
     sample = torch.stack([raw[i][0] for i in range(0, len(raw), step)])  # (S, C, H, W)
@@ -110,8 +111,8 @@ def prepare_files(splits: DatasetSplits, target: Shape3) -> DatasetSplits:
     return dataclasses.replace(
         splits,
         train=train.reformatted(target, mean, std),
-        val=splits.val.reformatted(target, mean, std),
-        test=splits.test.reformatted(target, mean, std),
+        val=val.reformatted(target, mean, std),
+        test=test.reformatted(target, mean, std),
         input_shape=target,
         mean=tuple(mean),
         std=tuple(std),

@@ -8,6 +8,7 @@ result to ``uint8`` tensors ``(N, C, H, W)``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import shutil
 from collections.abc import Callable
@@ -126,7 +127,7 @@ def _missing(folder: Path, files: tuple[str, ...]) -> list[str]:
         path = folder / name
         packed = folder / f"{name}.gz"
         if not path.is_file() and packed.is_file():  # whole or not at all: a cache
-            write_atomic(path, lambda tmp, packed=packed: _gunzip(packed, tmp))
+            write_atomic(path, functools.partial(_gunzip, packed))
         if not path.is_file():
             missing.append(name)
     return missing

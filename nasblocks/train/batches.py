@@ -17,7 +17,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from nasblocks.train.config import TrainConfig
-from nasblocks.train.data import TensorData
+from nasblocks.train.data import TensorData, split_size
 from nasblocks.train.normalize import BatchNormalize
 from nasblocks.train.prefetch import Prefetch
 
@@ -39,7 +39,7 @@ class TrainBatches:
         self.device = device
         self.generator = torch.Generator().manual_seed(config.seed)
         self.normalize = BatchNormalize.of(data, device, channels_last)
-        n = len(data)
+        n = split_size(data)
         if isinstance(data, TensorData):
             self.data = data.to(device)
             self.batch_size = min(config.batch_size, n)

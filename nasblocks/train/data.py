@@ -29,7 +29,7 @@ import dataclasses
 import difflib
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from pathlib import Path
 
 import torch
@@ -104,6 +104,13 @@ Split = TensorData | Dataset
 ``Dataset`` with ``mean`` / ``std`` attributes is normalised per batch like a ``TensorData``."""
 
 
+def split_size(split: Split) -> int:
+    """Examples in ``split``; a ``Dataset`` split must be map-style, with a length."""
+    if not isinstance(split, Sized):
+        raise TypeError(f"a split must have a length: {type(split).__name__} has none")
+    return len(split)
+
+
 @dataclasses.dataclass(frozen=True)
 class DatasetSplits:
     """One dataset cut into fixed train / val / test splits.
@@ -132,7 +139,11 @@ class DatasetSplits:
         return isinstance(self.train, TensorData)
 
     def sizes(self) -> dict[str, int]:
-        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+        return {
+            "train": split_size(self.train),
+            "val": split_size(self.val),
+            "test": split_size(self.test),
+        }
 
 
 def default_root() -> Path:
@@ -200,13 +211,14 @@ def load_dataset(
     train_idx, val_idx = stratified_split(pool.labels, val_fraction, seed)
     if train_per_class is not None:
         train_idx = first_per_class(pool.labels, train_idx, train_per_class)
+    _, c, h, w = pool.images.shape
     return DatasetSplits(
         name=name,
         train=pool.subset(train_idx),
         val=pool.subset(val_idx),
         test=test,
         num_classes=len(classes),
-        input_shape=tuple(pool.images.shape[1:]),
+        input_shape=(c, h, w),
         classes=classes,
     )
 
@@ -349,28 +361,46 @@ def prepare(
     if splits.prepared and target == splits.input_shape:
         if not splits.in_memory:
             return splits
-        stats = {"mean": splits.mean, "std": splits.std}
-        train, val, test = (dataclasses.replace(s.to(device), **stats) for s in splits_of(splits))
+        train, val, test = (
+            dataclasses.replace(s.to(device), mean=splits.mean, std=splits.std)
+            for s in _tensor_splits(splits)
+        )
         return dataclasses.replace(splits, train=train, val=val, test=test)
     if not splits.in_memory:
         from nasblocks.train._imagefolder import prepare_files
 
         return prepare_files(splits, target)
-    train, val, test = (_convert(s.images, target, device) for s in splits_of(splits))
-    mean, std = _channel_stats(train)
-    stats = {"mean": tuple(mean.tolist()), "std": tuple(std.tolist())}
+    parts = _tensor_splits(splits)
+    train_x, val_x, test_x = (_convert(s.images, target, device) for s in parts)
+    mean_t, std_t = _channel_stats(train_x)
+    mean, std = tuple(mean_t.tolist()), tuple(std_t.tolist())
+    train, val, test = (
+        TensorData(x, s.labels.to(device), mean, std)
+        for x, s in zip((train_x, val_x, test_x), parts, strict=True)
+    )
     return dataclasses.replace(
-        splits,
-        train=TensorData(train, splits.train.labels.to(device), **stats),
-        val=TensorData(val, splits.val.labels.to(device), **stats),
-        test=TensorData(test, splits.test.labels.to(device), **stats),
-        input_shape=target,
-        **stats,
+        splits, train=train, val=val, test=test, input_shape=target, mean=mean, std=std
     )
 
 
 def splits_of(splits: DatasetSplits) -> tuple[Split, Split, Split]:
     return splits.train, splits.val, splits.test
+
+
+def _tensor_splits(splits: DatasetSplits) -> tuple[TensorData, TensorData, TensorData]:
+    """The three splits of in-memory ``splits``; all three must be :class:`TensorData`."""
+    train, val, test = splits_of(splits)
+    if not (
+        isinstance(train, TensorData)
+        and isinstance(val, TensorData)
+        and isinstance(test, TensorData)
+    ):
+        kinds = ", ".join(type(s).__name__ for s in (train, val, test))
+        raise DatasetError(
+            f"the splits mix in-memory and Dataset splits ({kinds}): all three must be "
+            "TensorData, or all three Datasets"
+        )
+    return train, val, test
 
 
 _CHUNK = 2048  # images converted at a time: bounds the float copies while resizing

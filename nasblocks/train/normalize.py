@@ -31,12 +31,12 @@ class BatchNormalize:
     ) -> None:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.identity = mean is None
-        mean = torch.tensor(mean if mean is not None else [0.0], dtype=torch.float64)
-        std = torch.tensor(std if std is not None else [1.0], dtype=torch.float64)
+        m = torch.tensor(mean if mean is not None else [0.0], dtype=torch.float64)
+        s = torch.tensor(std if std is not None else [1.0], dtype=torch.float64)
         # Products formed in float64 and rounded once, so uint8 and float inputs agree.
-        self.shift = (-mean / std).float().view(1, -1, 1, 1).to(device)  # (1, C, 1, 1)
-        self.scale = (1.0 / std).float().view(1, -1, 1, 1).to(device)
-        self.scale_uint8 = (1.0 / (255.0 * std)).float().view(1, -1, 1, 1).to(device)
+        self.shift = (-m / s).float().view(1, -1, 1, 1).to(device)  # (1, C, 1, 1)
+        self.scale = (1.0 / s).float().view(1, -1, 1, 1).to(device)
+        self.scale_uint8 = (1.0 / (255.0 * s)).float().view(1, -1, 1, 1).to(device)
 
     @classmethod
     def of(cls, split: object, device: torch.device, channels_last: bool) -> BatchNormalize:

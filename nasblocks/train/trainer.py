@@ -28,7 +28,7 @@ from nasblocks.files import write_atomic
 from nasblocks.train.augment import BatchAugment
 from nasblocks.train.batches import TrainBatches, eval_batches
 from nasblocks.train.config import AugmentConfig, TrainConfig
-from nasblocks.train.data import DatasetSplits, TensorData, prepare
+from nasblocks.train.data import DatasetSplits, TensorData, prepare, split_size
 from nasblocks.train.hardware import (
     TrainingError,
     amp_dtype,
@@ -52,7 +52,7 @@ __all__ = [
     "evaluate",
     "fit",
     "resolve_device",
-    "train_one",
+    "fit_and_save",
 ]
 
 Report = Callable[[int, dict[str, float]], "bool | None"]
@@ -99,6 +99,16 @@ class TrainResult(BaseModel):
     test_loss: float | None = Field(None, description="Test cross-entropy, when evaluated.")
 
 
+def build_model(spec: Any, seed: int) -> nn.Module:
+    """The network of ``spec`` (a :class:`~nasblocks.spec.Spec`) with weights initialised from
+    ``seed``; the global random state is untouched."""
+    from nasblocks.builder import build_spec
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_spec(spec)
+
+
 def fit(
     model: nn.Module,
     splits: DatasetSplits,
@@ -139,8 +149,9 @@ def evaluate(
     """
     config = config or TrainConfig()
     device = resolve_device(config.device)
-    if isinstance(data, DatasetSplits):
-        data = getattr(prepare(data, device=device), split)
+    part: TensorData | Dataset = (
+        getattr(prepare(data, device=device), split) if isinstance(data, DatasetSplits) else data
+    )
     channels_last = use_channels_last(config, device)
     model.to(device)
     if channels_last:
@@ -149,17 +160,17 @@ def evaluate(
     acc, loss = _freeing_memory(
         lambda: _evaluate(
             model,
-            eval_batches(data, config, device, channels_last),
+            eval_batches(part, config, device, channels_last),
             autocast(amp_dtype(config.amp, device), device),
         ),
         model,
         device,
         f"evaluating on {device} with eval batches of {batch}",
     )
-    return {"acc": acc, "loss": loss, "images": float(len(data))}
+    return {"acc": acc, "loss": loss, "images": float(split_size(part))}
 
 
-def train_one(
+def fit_and_save(
     model: nn.Module,
     dataset: DatasetSplits,
     config: TrainConfig,
@@ -365,7 +376,7 @@ def _evaluate(
             correct += batch_correct
         count += y.shape[0]
     model.train(was_training)
-    if loss_sum is None:
+    if loss_sum is None or correct is None:  # no batch (both are set together)
         return 0.0, math.nan
     total_loss, total_correct = torch.stack([loss_sum, correct.double()]).tolist()
     return total_correct / count, total_loss / count

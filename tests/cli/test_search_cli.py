@@ -165,8 +165,8 @@ def test_live_line_on_a_terminal_shows_progress_best_and_eta():
     import optuna
 
     from nasblocks.search.progress import Progress
-    from nasblocks.search.trial import DataHandle
     from nasblocks.space import SearchSettings
+    from nasblocks.train import DataHandle
 
     stream = _Terminal()
     progress = Progress(4, "demo", SearchSettings(), stream=stream)

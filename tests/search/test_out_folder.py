@@ -27,8 +27,8 @@ OTHER_WIDTHS = {"stages.widths": [{"choice": [6, 12]}]}  # another architecture 
 @pytest.fixture
 def trainer(fake_trainer, monkeypatch):
     """The fake trainer, with each trial's real (untrained) weights, so they are kept."""
-    from nasblocks.search.trial import build_model
     from nasblocks.spec import load_spec
+    from nasblocks.train import build_model
 
     inner = fake_trainer()
 
@@ -289,8 +289,8 @@ def test_a_search_leaves_no_temporary_files(write_space, tmp_path, trainer):
 def test_disk_full_mid_search_is_one_line_and_the_study_resumes(
     write_space, tmp_path, fake_trainer, monkeypatch, capsys
 ):
-    from nasblocks.search.trial import build_model
     from nasblocks.spec import load_spec
+    from nasblocks.train import build_model
 
     better = itertools.count(1)
     inner = fake_trainer(accuracy=lambda spec, config: next(better) / 100)  # each one the best
@@ -329,7 +329,8 @@ def test_disk_full_mid_search_is_one_line_and_the_study_resumes(
 FAKE_RUNNER = """
 import sys
 import nasblocks.search.engine as engine
-from nasblocks.search.trial import TrialOutcome, build_model
+from nasblocks.search.trial import TrialOutcome
+from nasblocks.train import build_model
 from nasblocks.spec import load_spec
 
 def fake(spec, config, data, report=None, *, keep_weights=True):

@@ -102,8 +102,10 @@ def test_a_killed_workers_trial_is_failed_by_heartbeat_and_retried(server, tmp_p
     trials = optuna.load_study(study_name="beats", storage=url).trials
     dead = trials[victim.number]
     assert dead.state == TrialState.FAIL
-    assert dead.user_attrs["error"] == f"no heartbeat for {GRACE_BEATS} s: its worker stopped"
     retry = [t for t in trials if t.user_attrs.get("retry_of") == victim.number]
+    assert retry[0].user_attrs["retry_reason"] == (
+        f"no heartbeat for {GRACE_BEATS} s: its worker stopped"
+    )
     assert len(retry) == 1 and retry[0].params == victim.params
     assert retry[0].state == TrialState.COMPLETE
     assert len([t for t in trials if t.state == TrialState.COMPLETE]) == 3

@@ -340,6 +340,8 @@ def test_a_study_of_the_optuna_backend_is_not_overwritten(tmp_path, write_space)
 
 
 def test_the_cli_call_passes_the_flags(monkeypatch):
+    from nasblocks.cli import search as search_cli
+
     seen = {}
     monkeypatch.setattr(ray_backend, "search_ray", lambda space, **kw: seen.update(kw))
     args = SimpleNamespace(
@@ -351,9 +353,36 @@ def test_the_cli_call_passes_the_flags(monkeypatch):
         max_concurrent=3,
         quiet=True,
         workers=None,
+        fresh=False,
+        backend="ray",
     )
-    ray_backend.run_ray_from_args("space", args)
+    search_cli._search("space", args)
     assert seen["address"] == "auto" and seen["max_concurrent"] == 3 and seen["out"] == "o"
     assert (seen["cpus_per_trial"], seen["gpus_per_trial"], seen["progress"]) == (2.0, 0.25, False)
     with pytest.raises(SearchError, match="--workers"):
-        ray_backend.run_ray_from_args("space", SimpleNamespace(**{**vars(args), "workers": 2}))
+        search_cli._search("space", SimpleNamespace(**{**vars(args), "workers": 2}))
+
+
+def test_ray_records_what_the_pipeline_says_duplicates_trained_once(
+    ray_address, dedup_space, tmp_path
+):
+    from conftest import check_pipeline_study
+
+    from nasblocks.search.engine import search
+    from nasblocks.testing import HashTrainer
+
+    log = tmp_path / "calls"
+    out = tmp_path / "ray-out"
+    outcome = ray_backend.search_ray(
+        dedup_space, out=out, max_concurrent=1, progress=False, trainer=HashTrainer(log=log)
+    )
+    assert outcome.finished == 6
+    scores = check_pipeline_study(load_study(out), log.read_text().split())
+    # the Optuna backend gives the same numbers for the same architectures
+    here = tmp_path / "calls-here"
+    search(dedup_space, out=tmp_path / "optuna-out", progress=False, trainer=HashTrainer(here))
+    optuna_scores = check_pipeline_study(
+        load_study(tmp_path / "optuna-out"), here.read_text().split()
+    )
+    common = scores.keys() & optuna_scores.keys()
+    assert common and all(scores[k] == optuna_scores[k] for k in common)

@@ -13,6 +13,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from nasblocks.search import results
 from nasblocks.search.engine import search
 from nasblocks.search.results import load_study
 from nasblocks.space import load_space
@@ -46,8 +47,11 @@ def test_a_running_trial_left_in_storage_is_failed_and_retried(
     assert [(t.number, t.params, t.value) for t in trials[:2]] == first  # kept, not re-run
     dead = trials[crashed.number]
     assert dead.state == TrialState.FAIL
-    assert dead.user_attrs["error"] == "left RUNNING by a process that stopped"
     retry = [t for t in trials if t.user_attrs.get("retry_of") == crashed.number]
+    assert retry[0].user_attrs["retry_reason"] == "left RUNNING by a process that stopped"
+    assert results.status(dead, results.retry_reasons(trials)[dead.number]) == (
+        "failed: left RUNNING by a process that stopped"
+    )
     assert len(retry) == 1 and retry[0].params == params
     assert retry[0].state == TrialState.COMPLETE
     assert outcome.finished == 4

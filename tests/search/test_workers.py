@@ -189,8 +189,8 @@ def test_a_killed_worker_is_replaced_and_its_trial_retried(runner, space_file, t
     trials = check_study(out, target=4, workers=2)
     killed = trials[victim.number]
     assert killed.state == TrialState.FAIL
-    assert "was killed by SIGKILL" in killed.user_attrs["error"]
     retry = [t for t in trials if t.user_attrs.get("retry_of") == victim.number]
+    assert "was killed by SIGKILL" in retry[0].user_attrs["retry_reason"]
     assert len(retry) == 1 and retry[0].params == victim.params
     assert retry[0].state == TrialState.COMPLETE
     assert retry[0].user_attrs["worker"] != victim.user_attrs["worker"]  # a new process
@@ -218,8 +218,8 @@ def test_resume_after_the_supervisor_is_killed(runner, space_file, tmp_path):
     trials = check_study(out, target=4, workers=2)
     for dead in running:
         assert trials[dead.number].state == TrialState.FAIL
-        assert trials[dead.number].user_attrs["error"] == LEFT_RUNNING
         retry = [t for t in trials if t.user_attrs.get("retry_of") == dead.number]
+        assert retry[0].user_attrs["retry_reason"] == LEFT_RUNNING
         assert len(retry) == 1 and retry[0].params == dead.params
 
 
@@ -242,7 +242,7 @@ def test_progress_shows_the_workers_and_their_running_trials(space_file):
     import io
 
     from nasblocks.search.progress import Progress
-    from nasblocks.search.trial import DataHandle
+    from nasblocks.train import DataHandle
 
     class Terminal(io.StringIO):
         def isatty(self):

@@ -23,9 +23,9 @@ from nasblocks.train import (
     TrainingError,
     evaluate,
     fit,
+    fit_and_save,
     load_dataset,
     prepare,
-    train_one,
 )
 from nasblocks.train.augment import random_crop, random_flip
 from nasblocks.train.config import AugmentConfig
@@ -253,7 +253,7 @@ def test_evaluate_measures_accuracy_and_loss(splits):
 
 def test_train_one_writes_metrics_and_weights(splits, tmp_path):
     model = tiny_net()
-    result = train_one(model, splits, TrainConfig(epochs=1, **FAST), tmp_path / "run")
+    result = fit_and_save(model, splits, TrainConfig(epochs=1, **FAST), tmp_path / "run")
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["dataset"] == "synthetic" and metrics["config"]["epochs"] == 1
     assert metrics["test_acc"] == result.test_acc and 0.0 <= result.test_acc <= 1.0
