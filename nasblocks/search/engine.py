@@ -423,7 +423,7 @@ def check_space(space: SearchSpace, info: DataInfo, samples: int = 24) -> None:
     from pydantic import ValidationError
 
     from nasblocks.spec import load_spec
-    from nasblocks.spec.layers import pydantic_error
+    from nasblocks.spec.located import pydantic_error
     from nasblocks.train import TrainConfig
 
     first: SpecError | None = None

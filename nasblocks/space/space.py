@@ -132,7 +132,7 @@ def _compile(raw: dict, name: str, file: str | None, positions: Positions) -> Se
     try:
         settings = SearchSettings.model_validate(section)
     except ValidationError as e:
-        from nasblocks.spec.layers import pydantic_error
+        from nasblocks.spec.located import pydantic_error
 
         raise pydantic_error(e, (SEARCH_KEY,), _settings_model(e)) from None
     _check_train_keys(settings.train)

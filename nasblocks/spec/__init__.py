@@ -10,10 +10,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from nasblocks.errors import SpecError
-from nasblocks.spec.layers import Layer, Spec, normalize, pydantic_error
+from nasblocks.spec.located import pydantic_error
 from nasblocks.spec.models import SpecDocument
 from nasblocks.spec.overrides import apply_overrides
+from nasblocks.spec.parser import normalize
 from nasblocks.spec.plan import Plan, plan
+from nasblocks.spec.types import Layer, Spec
 from nasblocks.spec.yamlio import load_yaml, parse_yaml
 
 __all__ = [
@@ -55,7 +57,7 @@ def load_spec(
     if isinstance(source, Spec):
         if not overrides:
             return source
-        file, positions, raw = source.file, source.positions, copy.deepcopy(source.raw)
+        file, positions, raw = source.file, dict(source.positions), source.raw
     elif isinstance(source, Mapping):
         file, positions, raw = None, {}, copy.deepcopy(dict(source))
     else:

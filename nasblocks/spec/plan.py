@@ -12,7 +12,7 @@ from typing import Any
 
 from nasblocks.errors import ShapeError, SpecError
 from nasblocks.registry import Shape
-from nasblocks.spec.layers import Layer, Spec
+from nasblocks.spec.types import Layer, Spec
 
 INPUT = -1  # node index meaning "the input of this layer list"
 MAX_PARAMS = 2_000_000_000
@@ -186,8 +186,15 @@ def check_params(p: Plan) -> None:
 
 
 def plan(spec: Spec, input_shape: Shape | None = None) -> Plan:
-    """Shapes of every layer of ``spec`` for ``input_shape`` (default: the spec's input)."""
-    shape = tuple(input_shape) if input_shape is not None else spec.input_shape
+    """Shapes of every layer of ``spec`` for ``input_shape`` (default: the spec's input, whose
+    plan is made once and kept on the spec: :attr:`Spec.plan`)."""
+    if input_shape is None or tuple(input_shape) == spec.input_shape:
+        return spec.plan
+    return plan_for(spec, tuple(input_shape))
+
+
+def plan_for(spec: Spec, shape: Shape) -> Plan:
+    """:func:`plan` itself, uncached."""
     try:
         result = plan_layers(spec.layers, shape, top=True)
         check_params(result)

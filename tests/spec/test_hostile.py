@@ -157,7 +157,7 @@ def _public(obj) -> set[str]:
 def test_reserved_names_cover_module_attributes():
     from torch import fx, nn
 
-    from nasblocks.spec.layers import RESERVED_NAMES
+    from nasblocks.spec.names import RESERVED_NAMES
 
     public = (
         _public(fx.GraphModule(nn.Module(), fx.Graph()))
