@@ -11,7 +11,9 @@ its epochs and returns at once), so what is left is the framework's cost. Two ki
 - trained trials (a ResNet-style space with the learning rate searched, so that no two trials
   are duplicates; SQLite storage in OUT as a default search has; random sampler); reference:
   an Optuna study on a SQLite file in the same folder kind whose objective suggests the same
-  parameters, reports one intermediate value and returns a constant.
+  parameters, reports one intermediate value and returns a constant; and the same trained
+  trials on Optuna's journal file (``--storage journal:///FILE``), whose writes are appends,
+  to show what the framework costs apart from SQLite's commits.
 
 For each budget N the cost per trial is printed over the whole run and over its last 10%
 (what one more trial costs at N trials), from the studies' own timestamps, side by side with
@@ -75,12 +77,12 @@ def per_trial(trials: list) -> tuple[float, float]:
     return span(trials), span(trials[-tail:])
 
 
-def ours(space, out: Path, trials: int, **overrides) -> tuple[float, float]:
+def ours(space, out: Path, trials: int, storage: str | None = None) -> tuple[float, float]:
     from nasblocks.search import search
     from nasblocks.search.results import load_study
 
-    settings = {"search.budget.trials": trials, "search.sampler": "random", **overrides}
-    search(space, overrides=settings, out=out, progress=False, trainer=instant)
+    settings = {"search.budget.trials": trials, "search.sampler": "random"}
+    search(space, overrides=settings, out=out, storage=storage, progress=False, trainer=instant)
     return per_trial(load_study(out).trials)
 
 
@@ -132,8 +134,13 @@ def main() -> None:
     torch.set_num_threads(1)
     print(f"{datetime.date.today()}, load average {os.getloadavg()[0]:.2f}, torch threads 1")
     print("ms per trial: whole run / last 10% of the run (what one more trial costs)")
-    head = ("table: ours", "Optuna", "trained: ours", "Optuna")
-    print(f"{'trials':>7} | {head[0]:>15} {head[1]:>15} | {head[2]:>15} {head[3]:>15}")
+    head = ("table: ours", "Optuna", "trained: ours", "Optuna", "ours, journal")
+    print(
+        f"{'trials':>7} | "
+        + " ".join(f"{h:>15}" for h in head[:2])
+        + " | "
+        + " ".join(f"{h:>15}" for h in head[2:])
+    )
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         trained = root / "overhead.yaml"
@@ -145,9 +152,15 @@ def main() -> None:
                 table_reference(n),
                 ours(trained, root / f"trained-{n}", n),
                 trained_reference(root / f"ref-{n}", n),
+                ours(trained, root / f"journal-{n}", n, f"journal:///{root}/journal-{n}.log"),
             )
             cells = [f"{1e3 * whole:6.2f} / {1e3 * last:6.2f}" for whole, last in runs]
-            print(f"{n:>7} | {cells[0]:>15} {cells[1]:>15} | {cells[2]:>15} {cells[3]:>15}")
+            print(
+                f"{n:>7} | "
+                + " ".join(f"{c:>15}" for c in cells[:2])
+                + " | "
+                + " ".join(f"{c:>15}" for c in cells[2:])
+            )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ anything else escaping is a bug in nasblocks.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 PathItem = str | int
 YamlPath = tuple[PathItem, ...]
@@ -58,7 +59,7 @@ class SpecError(NasBlocksError, ValueError):
             where += f":{self.line}:{self.column or 1}"
         return f"{where}: {format_path(self.path)}: {self.message}"
 
-    def located(self, file: str | None, positions: dict | None) -> SpecError:
+    def located(self, file: str | None, positions: Mapping[YamlPath, Any] | None) -> SpecError:
         """Return a copy pointing at the closest known position of ``self.path``."""
         line = column = None
         if positions:

@@ -311,16 +311,26 @@ def _write_what_we_have(study: optuna.Study, out: Path) -> None:
 def _run_here(study: optuna.Study, objective: Objective, out: Path, show: Progress) -> str | None:
     """Trials in this process until the budget is met; returns why it stopped early, if so."""
     budget = objective.settings.budget
-    stopper = Stopper(budget.trials)
-    if count_finished(study) < budget.trials:
+    stopper = Stopper(budget.trials, count_finished(study))
+    if stopper.finished < budget.trials:
         with quiet_optuna():
             study.optimize(
                 objective,
                 timeout=budget.timeout,
-                callbacks=[stopper, lambda s, t: results.prune_weights(s, out), show],
+                callbacks=[stopper, _weights_pruner(out), show],
                 catch=(TrialFailed,),
             )
     return stopper.error
+
+
+def _weights_pruner(out: Path) -> Callable[[optuna.Study, FrozenTrial], None]:
+    """After a trial that kept weights: delete the weights no longer best (results.py)."""
+
+    def prune(study: optuna.Study, trial: FrozenTrial) -> None:
+        if "weights" in trial.user_attrs:
+            results.prune_weights(study, out)
+
+    return prune
 
 
 TABLE_FLUSH = 50  # table trials written to the study's storage in batches of this many
@@ -374,8 +384,8 @@ def _run_table(
     ends, fails or is interrupted. A killed table search loses at most one batch, which the
     next run evaluates again (a lookup is deterministic)."""
     budget = objective.settings.budget
-    stopper = Stopper(budget.trials)
     done = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.FAIL))
+    stopper = Stopper(budget.trials, sum(counts(t) for t in done))
     with quiet_optuna():
         memory = optuna.create_study(
             directions=list(study.directions),
@@ -398,7 +408,7 @@ def _run_table(
             flush()
 
     try:
-        if count_finished(memory) < budget.trials:
+        if stopper.finished < budget.trials:
             with quiet_optuna():
                 memory.optimize(
                     objective,

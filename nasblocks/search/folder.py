@@ -130,17 +130,18 @@ def check_existing(out: Path, space: SearchSpace, url: str, study_name: str) -> 
             raise _refuse(out, f"the study {study_name!r} of another space ({changed})")
     db = study_file(url)
     if db is not None and db.exists():
-        check_database(db, out)
-        names = _study_names(db, out) if is_inside(db, out) else []
+        check_database(db, out, url)
+        journal = url.startswith(JOURNAL) or db.suffix == JOURNAL_SUFFIX
+        names = _study_names(db, out, journal) if is_inside(db, out) else []
         if names and study_name not in names:
             theirs = ", ".join(repr(n) for n in names)
             raise _refuse(out, f"the study {theirs} of another space, not {study_name!r}")
 
 
-def _study_names(db: Path, out: Path) -> list[str]:
+def _study_names(db: Path, out: Path, journal: bool) -> list[str]:
     """The studies in a SQLite or journal file, read without writing (none when it has no
     tables yet)."""
-    if db.suffix == JOURNAL_SUFFIX:
+    if journal:
         import optuna
 
         from nasblocks.search.storage import journal_storage
@@ -202,10 +203,11 @@ def file_scheme(url: str) -> str | None:
     return next((s for s in FILE_SCHEMES if url.startswith(s)), None)
 
 
-def check_database(db: Path, out: Path) -> None:
+def check_database(db: Path, out: Path, url: str = "") -> None:
     """An existing SQLite file must be a database: an empty or foreign file is never
-    silently replaced by a new study. (A journal file is checked by Optuna when read.)"""
-    if not db.exists() or db.suffix == JOURNAL_SUFFIX:
+    silently replaced by a new study. (A journal file, named by a ``journal:///`` ``url`` or
+    by its suffix, is checked by Optuna when read.)"""
+    if not db.exists() or db.suffix == JOURNAL_SUFFIX or url.startswith(JOURNAL):
         return
     try:
         with db.open("rb") as f:

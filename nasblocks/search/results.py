@@ -206,7 +206,7 @@ def load_study(out: Path) -> optuna.Study:
     if db is not None:
         if not db.is_file():  # opening it would create an empty database there
             raise SearchError(f"{out}: the study database {db} is missing")
-        run_folder.check_database(db, Path(out))
+        run_folder.check_database(db, Path(out), url)
     with quiet_optuna():
         try:
             return optuna.load_study(study_name=run["study_name"], storage=open_storage(url))

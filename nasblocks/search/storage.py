@@ -181,7 +181,18 @@ def _connect_timeout(url: str) -> dict[str, Any]:
 
 
 def _use_wal(storage: optuna.storages.RDBStorage) -> None:
-    """Write-ahead log mode (kept in the file, so every later connection uses it too)."""
+    """Write-ahead log mode (kept in the file, so every later connection uses it too), and
+    ``synchronous=NORMAL`` on every connection: in WAL mode a commit then waits for no disk
+    flush (the WAL is flushed at checkpoints). SQLite's documentation calls this safe from
+    corruption; a killed process loses nothing it committed, a power cut may lose the last
+    commits. A trial makes a dozen commits, each 1-2 ms faster."""
+    import sqlalchemy
+
+    def normal(connection: Any, _: Any) -> None:
+        connection.execute("PRAGMA synchronous=NORMAL")
+
+    sqlalchemy.event.listen(storage.engine, "connect", normal)
+    storage.engine.dispose()  # connections opened so far get it too, when reopened
     with storage.engine.connect() as connection:
         connection.exec_driver_sql("PRAGMA journal_mode=WAL")
 

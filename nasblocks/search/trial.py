@@ -39,7 +39,7 @@ class TrialOutcome:
 
     metrics: dict[str, float]
     pruned: bool
-    result: TrainResult
+    result: TrainResult | None  # None from trainers that train nothing (testing.HashTrainer)
     state_dict: dict[str, Any] | None = None
 
 

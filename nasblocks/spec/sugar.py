@@ -144,9 +144,9 @@ def expand_stages(doc: SpecDocument) -> list[Generated]:
             items.append(Generated(stage, {"": ("stages", "layers", s)}))
     if doc.head != "none":
         head = doc.head or _default_head()
-        pool = "adaptive_avgpool" if head.pool == "avg" else "adaptive_maxpool"
+        head_pool = "adaptive_avgpool" if head.pool == "avg" else "adaptive_maxpool"
         head_items: list[dict[str, Any]] = [
-            {"name": "avgpool" if head.pool == "avg" else "maxpool_head", pool: 1},
+            {"name": "avgpool" if head.pool == "avg" else "maxpool_head", head_pool: 1},
             {"name": "flatten", "flatten": None},
         ]
         if head.dropout:

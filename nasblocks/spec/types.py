@@ -76,10 +76,10 @@ class Spec:
         layers: tuple[Layer, ...],
         raw: dict[str, Any],
         file: str | None = None,
-        positions: dict | None = None,
+        positions: Mapping[YamlPath, Any] | None = None,
     ) -> Spec:
-        positions = MappingProxyType(dict(positions or {}))
-        return cls(doc, layers, copy.deepcopy(raw), file, positions)
+        frozen = MappingProxyType(dict(positions or {}))
+        return cls(doc, layers, copy.deepcopy(raw), file, frozen)
 
     @property
     def raw(self) -> dict[str, Any]:

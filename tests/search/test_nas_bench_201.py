@@ -270,3 +270,21 @@ def test_a_table_search_refuses_other_backends(tmp_path):
     with pytest.raises(SearchError, match="a table search runs on the embedded backend"):
         search_ray(SPACE, out=tmp_path, progress=False)
     assert not any(tmp_path.iterdir())  # refused before anything is written
+
+
+def test_a_journal_file_with_any_name_is_reported_and_resumed(tmp_path, fake_trainer):
+    """``--storage journal:///FILE`` for a trained space, whatever FILE's suffix: the study
+    is read back (report, resume), never mistaken for a broken SQLite file."""
+    from conftest import DEDUP_SPACE
+
+    from nasblocks.search.engine import search
+    from nasblocks.search.results import load_study
+
+    fake_trainer()
+    space = tmp_path / "dedup.yaml"
+    space.write_text(DEDUP_SPACE.lstrip())
+    out, url = tmp_path / "out", f"journal:///{tmp_path}/trials.log"
+    search(space, out=out, storage=url, progress=False)
+    assert len(load_study(out).trials) >= 6
+    again = search(space, out=out, storage=url, progress=False)  # resumes: budget met
+    assert again.finished == 6
