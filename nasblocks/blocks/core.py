@@ -239,7 +239,9 @@ def _activation(name: str, cls_name: str, doc: str, inplace: bool | None) -> typ
         annotations["inplace"] = bool
         fields["inplace"] = Field(inplace, description="Overwrite the input (saves memory).")
     fields["__annotations__"] = annotations
-    return register_block(name)(type(cls_name + "Spec", (_Elementwise,), fields))
+    cls = register_block(name)(type(cls_name + "Spec", (_Elementwise,), fields))
+    globals()[cls.__name__] = cls  # importable by name: specs and built models pickle
+    return cls
 
 
 _activation("relu", "ReLU", "``nn.ReLU``: max(0, x).", True)

@@ -22,15 +22,14 @@ import contextlib
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nasblocks.errors import SearchError, SpecError
-from nasblocks.files import check_folder, make_folder
+from nasblocks.errors import SearchError
+from nasblocks.files import make_folder
 from nasblocks.search import folder as run_folder
 from nasblocks.search import results
 from nasblocks.search.budget import (  # noqa: F401 (public here too)
@@ -44,7 +43,6 @@ from nasblocks.search.budget import (  # noqa: F401 (public here too)
 from nasblocks.search.candidate import (
     DataInfo,
     complete_spec,
-    train_settings,
 )
 from nasblocks.search.logs import quiet_optuna
 from nasblocks.search.objective import (  # noqa: F401 (public here too)
@@ -56,7 +54,16 @@ from nasblocks.search.objective import (  # noqa: F401 (public here too)
 )
 from nasblocks.search.pipeline import Job, TrialFailed
 from nasblocks.search.progress import Progress
-from nasblocks.search.samplers import make_sampler
+from nasblocks.search.run import (  # noqa: F401 (public here too)
+    SearchOutcome,
+    check_space,
+    check_table,
+    data_info,
+    default_out,
+    finish,
+    prepare_run,
+    table_info,
+)
 from nasblocks.search.storage import (  # noqa: F401 (storage_url, open_storage: public here too)
     check_url,
     fail_stale,
@@ -68,23 +75,10 @@ from nasblocks.search.storage import (  # noqa: F401 (storage_url, open_storage:
     worker_id,
 )
 from nasblocks.search.trial import run_trial
+from nasblocks.search.warmup import BATCH, pick
 from nasblocks.search.workers import run_shared, run_workers
-from nasblocks.space import FirstSource, ParamSource, RandomSource, SearchSpace, load_space
+from nasblocks.space import SearchSpace, load_space
 from nasblocks.train.handle import DataHandle
-
-
-@dataclass(frozen=True)
-class SearchOutcome:
-    """What a finished :func:`search` returns (the files are under ``out``)."""
-
-    out: Path
-    study_name: str
-    storage: str
-    best_trial: int | None
-    best_values: tuple[float, ...] | None
-    test_acc: float | None
-    finished: int
-    elapsed_s: float
 
 
 def search(
@@ -150,7 +144,7 @@ def search(
             "a table search runs in one process (a lookup takes microseconds); drop --workers"
         )
     settings = space.settings
-    out = Path(out) if out is not None else Path("experiments") / "runs" / space.name
+    out = Path(out) if out is not None else default_out(space)
     url = storage_url(out, storage or settings.storage, table=settings.evaluate is not None)
     beat = heartbeat_for(url, heartbeat)
     data = DataHandle.from_settings(settings.data, settings.seed)
@@ -188,117 +182,10 @@ def search(
                 _write_what_we_have(study, out)
                 raise
             show.close()
-            results.write_outputs(study, out)
-            test_acc = results.evaluate_best(study, out, data)
-        from nasblocks.search.report import write_report
-
-        write_report(study, out)
-    if error is not None:
+            outcome = finish(study, out, data, url, start, show, summary=error is None)
+    if error is not None:  # the outputs of the trials so far are written: the error is news
         raise SearchError(error)
-    best = results.best_trial(study)
-    outcome = SearchOutcome(
-        out=out,
-        study_name=study.study_name,
-        storage=url,
-        best_trial=best.number if best else None,
-        best_values=tuple(best.values) if best else None,
-        test_acc=test_acc,
-        finished=count_finished(study),
-        elapsed_s=time.perf_counter() - start,
-    )
-    show.summary(outcome, best)
     return outcome
-
-
-def prepare_run(
-    space: SearchSpace, out: Path, url: str, data: DataHandle, fresh: bool = False
-) -> DataInfo:
-    """Every check before a run writes anything: the output folder (not a file, writable; its
-    study, if any, this space's: :mod:`.folder`), the data, the space. Returns the data's
-    shape and classes."""
-    check_url(url)
-    check_folder(out)
-    if fresh:
-        run_folder.check_fresh(out, url)
-    else:
-        run_folder.check_existing(out, space, url, study_name(space))
-    make_sampler(space, space.settings.seed)  # e.g. evolution refuses several objectives
-    from nasblocks.search.warmup import check_warmup
-
-    check_warmup(space)
-    if space.settings.evaluate is not None:
-        info = table_info(space)
-        check_space(space, info)
-        check_table(space)
-        return info
-    info = data_info(space, data)
-    check_space(space, info)
-    return info
-
-
-def table_info(space: SearchSpace) -> DataInfo:
-    """A table space's input and classes: written in the space (no data is loaded)."""
-    from nasblocks.space.nodes import contains_node
-
-    settings = space.settings
-    if settings.multi_objective:
-        raise space.error(
-            "table evaluation searches the table's metric alone; objectives: [val_acc]",
-            ("search", "objectives"),
-        )
-    limits = settings.constraints
-    if any(v is not None for v in (limits.max_params, limits.max_flops, limits.max_latency_ms)):
-        raise space.error(
-            "constraints measure each network, which table evaluation does not build; "
-            "remove them (or add the cost as a table column and filter the table)",
-            ("search", "constraints"),
-        )
-    template = space.template
-    for key in ("input", "num_classes"):
-        if key not in template or contains_node(template[key]):
-            raise space.error(
-                f"a space evaluated from a table sets `{key}` (no dataset is loaded)", (key,)
-            )
-    shape = template["input"]
-    if not (
-        isinstance(shape, list) and len(shape) == 3 and all(isinstance(d, int) for d in shape)
-    ):
-        raise space.error("input is [C, H, W]", ("input",))
-    c, h, w = shape
-    return DataInfo((c, h, w), template["num_classes"])
-
-
-def check_table(space: SearchSpace) -> None:
-    """The table exists and has the columns; the key names nodes; the first sample is in it."""
-    from nasblocks.search import table as tables
-
-    evaluate = space.settings.evaluate
-    assert evaluate is not None
-    try:
-        tables.check_key(evaluate.key, [n.name for n in space.nodes])
-    except SpecError as e:
-        raise space.locate(e) from None
-    try:
-        table = tables.load_table(
-            tables.resolve_table_path(evaluate.table, space.file),
-            evaluate.metric,
-            evaluate.key_column,
-        )
-        table.score(tables.make_key(evaluate.key, space.sample(FirstSource()).params))
-    except tables.TableError as e:
-        raise space.error(str(e), ("search", "evaluate")) from None
-
-
-def data_info(space: SearchSpace, data: DataHandle) -> DataInfo:
-    """The data's image shape and classes; a dataset that cannot be loaded is an error at
-    ``search.data.<field>`` of the space (did-you-mean for an unknown name)."""
-    from nasblocks.train import DatasetError
-
-    try:
-        shape, classes = data.info()
-    except DatasetError as e:
-        raise space.error(str(e), ("search", "data", e.field or "dataset")) from None
-    return DataInfo(shape, classes)
 
 
 def _write_what_we_have(study: optuna.Study, out: Path) -> None:
@@ -344,7 +231,6 @@ def warm_up(
     they are returned; otherwise they are queued here and [] is returned."""
     if space.settings.warmup is None or study.get_trials(deepcopy=False):
         return []
-    from nasblocks.search.warmup import pick
 
     def complete(spec: dict[str, Any]) -> dict[str, Any]:
         return complete_spec(spec, info, space.settings)
@@ -352,7 +238,6 @@ def warm_up(
     def batch(shape: tuple[int, int, int]):
         import torch
 
-        from nasblocks.search.warmup import BATCH
         from nasblocks.train.normalize import BatchNormalize
 
         train = data.prepared(shape).train
@@ -420,44 +305,6 @@ def _run_table(
         with quiet_optuna():
             flush()
     return stopper.error
-
-
-# -- before the first trial -------------------------------------------------------------------
-
-
-def check_space(space: SearchSpace, info: DataInfo, samples: int = 24) -> None:
-    """Refuse a space none of whose samples is valid (a typo, a misplaced field), located.
-
-    A space some samples of which fail is fine: those become infeasible trials.
-    """
-    from pydantic import ValidationError
-
-    from nasblocks.spec import load_spec
-    from nasblocks.spec.located import pydantic_error
-    from nasblocks.train import TrainConfig
-
-    first: SpecError | None = None
-    sources: list[ParamSource] = [
-        FirstSource(),
-        *(RandomSource(space.settings.seed + i) for i in range(samples)),
-    ]
-    for source in sources:
-        sample = space.sample(source)
-        try:
-            load_spec(complete_spec(sample.spec, info, space.settings))
-        except SpecError as e:
-            first = first or e
-            continue
-        try:
-            TrainConfig.model_validate(train_settings(sample.train, space.settings))
-        except ValidationError as e:
-            first = first or pydantic_error(e, ("search", "train"))
-            continue
-        return
-    assert first is not None
-    where = first.path
-    note = "" if not space.nodes else f" (in all {len(sources)} samples tried)"
-    raise space.locate(SpecError(first.message + note, where))
 
 
 @contextmanager

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from nasblocks.errors import SearchError
 from nasblocks.files import REASONS, OutputError, reason
-from nasblocks.search.storage import JOURNAL, public_url
+from nasblocks.search.storage import JOURNAL, journal_storage, public_url
 
 if TYPE_CHECKING:
     import optuna
@@ -143,8 +143,6 @@ def _study_names(db: Path, out: Path, journal: bool) -> list[str]:
     tables yet)."""
     if journal:
         import optuna
-
-        from nasblocks.search.storage import journal_storage
 
         try:
             return list(optuna.get_all_study_names(journal_storage(db)))

@@ -23,6 +23,7 @@ from nasblocks.search.logs import quiet_optuna
 from nasblocks.search.pipeline import Job, TrialFailed
 from nasblocks.search.samplers import OptunaSource, make_pruner, make_sampler
 from nasblocks.search.storage import open_storage, public_url, storage_url, worker_id
+from nasblocks.search.table import TableError
 from nasblocks.space import SearchSpace
 from nasblocks.space.nodes import Choice
 
@@ -110,8 +111,6 @@ class Objective:
         self.on_start = on_start
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
-        from nasblocks.search.table import TableError
-
         trial.set_user_attr("worker", worker_id())
         if self.on_start is not None:
             self.on_start(trial)

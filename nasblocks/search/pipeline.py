@@ -6,7 +6,7 @@ or the training (:func:`~nasblocks.search.trial.run_trial`, or the job's own ``t
 Every way a trial can end is one :class:`Status`; the backends are thin adapters that turn
 their trial into a sample and the result into their records:
 
-- :class:`nasblocks.search.engine.Objective`: an Optuna trial, in this process or in the
+- :class:`nasblocks.search.objective.Objective`: an Optuna trial, in this process or in the
   worker processes of :mod:`.workers` (:func:`record` writes the result on the trial);
 - :func:`nasblocks.search.ray_trial.trainable`: a Ray Tune trial (:func:`to_row` is what it
   reports, :func:`from_row` reads it back into the Optuna study the outputs are written from).
@@ -37,8 +37,10 @@ from typing import TYPE_CHECKING, Any
 from optuna.trial import FrozenTrial, TrialState
 
 from nasblocks.errors import SearchError
+from nasblocks.search import table as tables
 from nasblocks.search.candidate import DataInfo, Infeasible, complete_spec, make_candidate
 from nasblocks.search.outcomes import Status, feasible, kind  # noqa: F401 (public here too)
+from nasblocks.search.table import make_key
 from nasblocks.search.trial import METRICS, run_trial
 from nasblocks.train.handle import DataHandle
 
@@ -137,8 +139,6 @@ class Job:
         e = self.space.settings.evaluate
         if e is None:
             return None
-        from nasblocks.search import table as tables
-
         path = tables.resolve_table_path(e.table, self.space.file)
         return tables.load_table(path, e.metric, e.key_column)
 
@@ -237,8 +237,6 @@ def failure(error: BaseException, attrs: dict[str, Any] | None = None) -> Result
 
 def _look_up(sample: Sample, job: Job, table: Table, attrs: dict[str, Any]) -> Result:
     """Table evaluation: the metric of the sample's row (no network is built)."""
-    from nasblocks.search.table import make_key
-
     evaluate = job.space.settings.evaluate
     assert evaluate is not None
     key = make_key(evaluate.key, sample.params)

@@ -17,6 +17,8 @@ from typing import IO, TYPE_CHECKING, Any
 from optuna.trial import FrozenTrial, TrialState
 
 from nasblocks.search import outcomes
+from nasblocks.search.budget import counts
+from nasblocks.search.results import describe, status
 
 if TYPE_CHECKING:
     import optuna
@@ -68,8 +70,6 @@ class Progress:
     ) -> None:
         """The first lines: what was moved aside (``--fresh``), what is resumed, what runs."""
         self.start_time = time.perf_counter()
-        from nasblocks.search.budget import counts
-
         finished = [t for t in study.get_trials(deepcopy=False) if counts(t)]
         self.done_at_start = self.done = len(finished)
         for t in finished:
@@ -130,9 +130,6 @@ class Progress:
         self._refresh()
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        from nasblocks.search.budget import counts
-        from nasblocks.search.results import status
-
         if counts(trial):
             self.done += 1
         before = self.best
@@ -170,8 +167,6 @@ class Progress:
             trials = "trial" if ran == 1 else "trials"
             lines.append(f"finished {ran} {trials} in {fmt_time(outcome.elapsed_s)}{total}")
         if best is not None:
-            from nasblocks.search.results import describe
-
             lines.append(f"best: {describe(best)}")
         if outcome.test_acc is not None:
             lines.append(f"test accuracy of the best: {outcome.test_acc:.4f}")

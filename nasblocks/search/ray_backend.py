@@ -53,12 +53,12 @@ from nasblocks.errors import SearchError
 from nasblocks.files import make_folder
 from nasblocks.search import folder as run_folder
 from nasblocks.search import results
-from nasblocks.search.budget import MAX_INFEASIBLE_IN_A_ROW, count_finished
+from nasblocks.search.budget import MAX_INFEASIBLE_IN_A_ROW
 from nasblocks.search.candidate import DataInfo
-from nasblocks.search.engine import SearchOutcome, prepare_run
 from nasblocks.search.logs import quiet_optuna
-from nasblocks.search.objective import max_epochs
+from nasblocks.search.objective import max_epochs, study_name
 from nasblocks.search.pipeline import Job
+from nasblocks.search.progress import Progress
 from nasblocks.search.ray_results import (
     RAY_DIR,
     ROUND_PREFIX,
@@ -70,6 +70,7 @@ from nasblocks.search.ray_results import (
     write_study,
 )
 from nasblocks.search.ray_trial import DefineByRun, Seen, TrialJob, trainable
+from nasblocks.search.run import SearchOutcome, default_out, finish, prepare_run
 from nasblocks.search.samplers import make_sampler
 from nasblocks.search.storage import open_storage, public_url, storage_url
 from nasblocks.search.trial import run_trial
@@ -144,7 +145,7 @@ def search_ray(
             "a table search runs on the embedded backend (a lookup takes microseconds: there "
             "is nothing to distribute); drop --backend ray"
         )
-    out = Path(out) if out is not None else Path("experiments") / "runs" / space.name
+    out = Path(out) if out is not None else default_out(space)
     data = _absolute(DataHandle.from_settings(settings.data, settings.seed))
     url = storage_url(out, storage or settings.storage)
     info = prepare_run(space, out, url, data, fresh)
@@ -152,11 +153,11 @@ def search_ray(
     if fresh:
         run_folder.move_aside(out, url)
     make_folder(out)
-    study_name = settings.study_name or space.name
+    name = study_name(space)
     with run_folder.environment_errors(out, url):
         study_storage = open_storage(url)
-        prepare_study(study_storage, study_name, space, public_url(url))
-        results.write_run_file(out, space, url, study_name, data)
+        prepare_study(study_storage, name, space, public_url(url))
+        results.write_run_file(out, space, url, name, data)
         _require_tune()
         runner = _Rounds(
             space, data, info, out, opts, progress, list(callbacks), trainer or run_trial
@@ -165,31 +166,10 @@ def search_ray(
             records = runner.run()
         finally:
             runner.disconnect()
-        study = write_study(study_storage, study_name, space, info, records)
+        study = write_study(study_storage, name, space, info, records)
         keep_best_weights(study, out, records)
-        from nasblocks.search.report import write_report
-
-        results.write_outputs(study, out)
-        test_acc = results.evaluate_best(study, out, data)
-        write_report(study, out)
-    best = results.best_trial(study)
-    outcome = SearchOutcome(
-        out=out,
-        study_name=study_name,
-        storage=public_url(url),
-        best_trial=best.number if best else None,
-        best_values=tuple(best.values) if best else None,
-        test_acc=test_acc,
-        finished=count_finished(study),
-        elapsed_s=time.perf_counter() - start,
-    )
-    from nasblocks.search.progress import Progress
-
-    Progress(settings.budget.trials, space.name, settings, enabled=progress).summary(outcome, best)
-    return outcome
-
-
-# -- Ray itself ------------------------------------------------------------------------------
+        show = Progress(settings.budget.trials, space.name, settings, enabled=progress)
+        return finish(study, out, data, public_url(url), start, show)
 
 
 def _require_tune() -> None:

@@ -20,6 +20,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nasblocks.files import write_atomic
 from nasblocks.search import outcomes, results
+from nasblocks.search.logs import quiet_optuna
+from nasblocks.search.progress import fmt_time
 
 TOP = 10
 
@@ -94,8 +96,6 @@ def _overview(study: optuna.Study, trials: list[FrozenTrial], run: dict) -> list
     wall = ""
     if starts and ends:
         begin, end = min(d for d in starts if d), max(d for d in ends if d)
-        from nasblocks.search.progress import fmt_time
-
         wall = f", {fmt_time((end - begin).total_seconds())} from first start to last finish"
     score = study.user_attrs.get("score", "val_acc")  # a table search's metric
     directions = ", ".join(
@@ -250,8 +250,6 @@ def param_importances(study: optuna.Study, acc_index: int = 0) -> tuple[dict[str
 
     if len(done) > MAX_IMPORTANCE_TRIALS:  # fANOVA's cost grows with the trials: a sample
         sample = random.Random(0).sample(done, MAX_IMPORTANCE_TRIALS)
-        from nasblocks.search.logs import quiet_optuna
-
         with warnings.catch_warnings(), quiet_optuna():
             warnings.simplefilter("ignore")
             study = optuna.create_study(directions=study.directions)

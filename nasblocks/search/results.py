@@ -26,6 +26,9 @@ from nasblocks.errors import SearchError
 from nasblocks.files import OutputError, reason, write_atomic
 from nasblocks.search import folder as run_folder
 from nasblocks.search import outcomes
+from nasblocks.search.logs import quiet_optuna
+from nasblocks.search.storage import open_storage
+from nasblocks.search.trial import evaluate_weights
 from nasblocks.spec.yamlio import dump_spec
 
 if TYPE_CHECKING:
@@ -197,9 +200,6 @@ def read_run_file(out: Path) -> dict[str, Any]:
 
 def load_study(out: Path) -> optuna.Study:
     """The study of a search output folder (read from its run.json)."""
-    from nasblocks.search.logs import quiet_optuna
-    from nasblocks.search.storage import open_storage
-
     run = read_run_file(out)
     url = run["storage"]
     db = run_folder.study_file(url)
@@ -370,7 +370,6 @@ def evaluate_best(study: optuna.Study, out: Path, data: DataHandle) -> float | N
         return stored.get("test_acc")
     import torch
 
-    from nasblocks.search.trial import evaluate_weights
     from nasblocks.train import TrainConfig
 
     config = TrainConfig.model_validate(best.user_attrs["train"])

@@ -8,6 +8,8 @@ from typing import Any
 import optuna
 
 from nasblocks.errors import SearchError
+from nasblocks.search.evolution import RegularizedEvolutionSampler
+from nasblocks.search.local_search import LocalSearchSampler
 from nasblocks.space import Choice, FloatRange, IntRange, Node, SearchSpace
 from nasblocks.space.settings import PrunerSettings
 
@@ -57,8 +59,6 @@ def make_sampler(space: SearchSpace, seed: int | None) -> optuna.samplers.BaseSa
                 ("search", "sampler"),
             )
         if s.name == "evolution":
-            from nasblocks.search.evolution import RegularizedEvolutionSampler
-
             population = s.population_size or 10
             return RegularizedEvolutionSampler(
                 population_size=population,
@@ -67,8 +67,6 @@ def make_sampler(space: SearchSpace, seed: int | None) -> optuna.samplers.BaseSa
                 n_startup_trials=s.n_startup_trials,
             )
         if s.name == "local_search":
-            from nasblocks.search.local_search import LocalSearchSampler
-
             startup = 10 if s.n_startup_trials is None else s.n_startup_trials
             if startup < 1:
                 raise space.error(

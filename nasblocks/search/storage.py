@@ -121,7 +121,8 @@ def open_storage(url: str, heartbeat: int | None = None) -> optuna.storages.Base
         if local
         else {"pool_pre_ping": True, "connect_args": _connect_timeout(url)}
     )
-    for attempt in range(3):
+    attempt = 0
+    while True:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -138,11 +139,11 @@ def open_storage(url: str, heartbeat: int | None = None) -> optuna.storages.Base
             racing = isinstance(e, sqlalchemy.exc.IntegrityError | sqlalchemy.exc.ProgrammingError)
             if racing and attempt < 2:
                 time.sleep(0.5 + attempt)
+                attempt += 1
                 continue
             raise SearchError(
                 f"cannot open storage {shown!r}: {type(e).__name__}: {_one_line(e)}"
             ) from None
-    raise AssertionError("unreachable")
 
 
 def check_url(url: str) -> None:

@@ -65,9 +65,7 @@ class Spec:
     layers: tuple[Layer, ...]
     _raw: dict[str, Any] = field(compare=False, repr=False)  # only handed out as copies
     file: str | None = field(default=None, compare=False)
-    positions: Mapping[YamlPath, Any] = field(
-        default_factory=lambda: MappingProxyType({}), compare=False, repr=False
-    )
+    _positions: tuple[tuple[YamlPath, Any], ...] = field(default=(), compare=False, repr=False)
 
     @classmethod
     def of(
@@ -78,8 +76,13 @@ class Spec:
         file: str | None = None,
         positions: Mapping[YamlPath, Any] | None = None,
     ) -> Spec:
-        frozen = MappingProxyType(dict(positions or {}))
+        frozen = tuple((positions or {}).items())  # (a tuple pickles; a mappingproxy does not)
         return cls(doc, layers, copy.deepcopy(raw), file, frozen)
+
+    @property
+    def positions(self) -> Mapping[YamlPath, Any]:
+        """Where each YAML path of the document is in its file (read-only)."""
+        return MappingProxyType(dict(self._positions))
 
     @property
     def raw(self) -> dict[str, Any]:

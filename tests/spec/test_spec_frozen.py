@@ -20,6 +20,15 @@ def test_the_document_cannot_be_changed_through_the_spec():
         spec.positions[("name",)] = None  # read-only
 
 
+def test_a_spec_pickles_and_deep_copies_as_models_and_workers_need():
+    import copy
+    import pickle
+
+    spec = load_spec("resnet18")
+    for twin in (pickle.loads(pickle.dumps(spec)), copy.deepcopy(spec)):
+        assert twin == spec and twin.positions == spec.positions and twin.raw == spec.raw
+
+
 def test_the_plan_is_made_once_for_load_build_and_analysis(monkeypatch):
     plan_module = importlib.import_module("nasblocks.spec.plan")  # (`plan` is also a function)
     calls = []

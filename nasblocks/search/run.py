@@ -1,0 +1,203 @@
+"""What every backend's run does before its first trial and after its last one.
+
+:func:`prepare_run` makes every check before a run writes anything (the output folder, the
+storage URL, the data, the space, the table); :func:`finish` writes the outputs (trials.csv,
+best.yaml, best.pt, report.md), scores the best on the test split and returns the
+:class:`SearchOutcome`. :func:`nasblocks.search.search` (the embedded Optuna backend) and
+:func:`nasblocks.search.search_ray` both start and end this way.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from pydantic import ValidationError
+
+from nasblocks.errors import SpecError
+from nasblocks.files import check_folder
+from nasblocks.search import folder as run_folder
+from nasblocks.search import results
+from nasblocks.search import table as tables
+from nasblocks.search.budget import count_finished
+from nasblocks.search.candidate import DataInfo, complete_spec, train_settings
+from nasblocks.search.objective import study_name
+from nasblocks.search.progress import Progress
+from nasblocks.search.report import write_report
+from nasblocks.search.samplers import make_sampler
+from nasblocks.search.storage import check_url
+from nasblocks.search.warmup import check_warmup
+from nasblocks.space import FirstSource, ParamSource, RandomSource, SearchSpace
+from nasblocks.train.handle import DataHandle
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """What a finished :func:`search` returns (the files are under ``out``)."""
+
+    out: Path
+    study_name: str
+    storage: str
+    best_trial: int | None
+    best_values: tuple[float, ...] | None
+    test_acc: float | None
+    finished: int
+    elapsed_s: float
+
+
+def default_out(space: SearchSpace) -> Path:
+    """Where a run writes when no ``out`` is given: ``experiments/runs/<space name>``."""
+    return Path("experiments") / "runs" / space.name
+
+
+def finish(
+    study: optuna.Study,
+    out: Path,
+    data: DataHandle,
+    storage: str,
+    started: float,
+    show: Progress,
+    summary: bool = True,
+) -> SearchOutcome:
+    """The outputs of a run whose trials are done, and its outcome (printed by ``show``
+    unless ``summary`` is off: a run that stopped on an error says that instead)."""
+    results.write_outputs(study, out)
+    test_acc = results.evaluate_best(study, out, data)
+    write_report(study, out)
+    best = results.best_trial(study)
+    outcome = SearchOutcome(
+        out=out,
+        study_name=study.study_name,
+        storage=storage,
+        best_trial=best.number if best else None,
+        best_values=tuple(best.values) if best else None,
+        test_acc=test_acc,
+        finished=count_finished(study),
+        elapsed_s=time.perf_counter() - started,
+    )
+    if summary:
+        show.summary(outcome, best)
+    return outcome
+
+
+def prepare_run(
+    space: SearchSpace, out: Path, url: str, data: DataHandle, fresh: bool = False
+) -> DataInfo:
+    """Every check before a run writes anything: the output folder (not a file, writable; its
+    study, if any, this space's: :mod:`.folder`), the data, the space. Returns the data's
+    shape and classes."""
+    check_url(url)
+    check_folder(out)
+    if fresh:
+        run_folder.check_fresh(out, url)
+    else:
+        run_folder.check_existing(out, space, url, study_name(space))
+    make_sampler(space, space.settings.seed)  # e.g. evolution refuses several objectives
+    check_warmup(space)
+    if space.settings.evaluate is not None:
+        info = table_info(space)
+        check_space(space, info)
+        check_table(space)
+        return info
+    info = data_info(space, data)
+    check_space(space, info)
+    return info
+
+
+def table_info(space: SearchSpace) -> DataInfo:
+    """A table space's input and classes: written in the space (no data is loaded)."""
+    from nasblocks.space.nodes import contains_node
+
+    settings = space.settings
+    if settings.multi_objective:
+        raise space.error(
+            "table evaluation searches the table's metric alone; objectives: [val_acc]",
+            ("search", "objectives"),
+        )
+    limits = settings.constraints
+    if any(v is not None for v in (limits.max_params, limits.max_flops, limits.max_latency_ms)):
+        raise space.error(
+            "constraints measure each network, which table evaluation does not build; "
+            "remove them (or add the cost as a table column and filter the table)",
+            ("search", "constraints"),
+        )
+    template = space.template
+    for key in ("input", "num_classes"):
+        if key not in template or contains_node(template[key]):
+            raise space.error(
+                f"a space evaluated from a table sets `{key}` (no dataset is loaded)", (key,)
+            )
+    shape = template["input"]
+    if not (
+        isinstance(shape, list) and len(shape) == 3 and all(isinstance(d, int) for d in shape)
+    ):
+        raise space.error("input is [C, H, W]", ("input",))
+    c, h, w = shape
+    return DataInfo((c, h, w), template["num_classes"])
+
+
+def check_table(space: SearchSpace) -> None:
+    """The table exists and has the columns; the key names nodes; the first sample is in it."""
+    evaluate = space.settings.evaluate
+    assert evaluate is not None
+    try:
+        tables.check_key(evaluate.key, [n.name for n in space.nodes])
+    except SpecError as e:
+        raise space.locate(e) from None
+    try:
+        table = tables.load_table(
+            tables.resolve_table_path(evaluate.table, space.file),
+            evaluate.metric,
+            evaluate.key_column,
+        )
+        table.score(tables.make_key(evaluate.key, space.sample(FirstSource()).params))
+    except tables.TableError as e:
+        raise space.error(str(e), ("search", "evaluate")) from None
+
+
+def data_info(space: SearchSpace, data: DataHandle) -> DataInfo:
+    """The data's image shape and classes; a dataset that cannot be loaded is an error at
+    ``search.data.<field>`` of the space (did-you-mean for an unknown name)."""
+    from nasblocks.train import DatasetError
+
+    try:
+        shape, classes = data.info()
+    except DatasetError as e:
+        raise space.error(str(e), ("search", "data", e.field or "dataset")) from None
+    return DataInfo(shape, classes)
+
+
+def check_space(space: SearchSpace, info: DataInfo, samples: int = 24) -> None:
+    """Refuse a space none of whose samples is valid (a typo, a misplaced field), located.
+
+    A space some samples of which fail is fine: those become infeasible trials.
+    """
+
+    from nasblocks.spec import load_spec
+    from nasblocks.spec.located import pydantic_error
+    from nasblocks.train import TrainConfig
+
+    first: SpecError | None = None
+    sources: list[ParamSource] = [
+        FirstSource(),
+        *(RandomSource(space.settings.seed + i) for i in range(samples)),
+    ]
+    for source in sources:
+        sample = space.sample(source)
+        try:
+            load_spec(complete_spec(sample.spec, info, space.settings))
+        except SpecError as e:
+            first = first or e
+            continue
+        try:
+            TrainConfig.model_validate(train_settings(sample.train, space.settings))
+        except ValidationError as e:
+            first = first or pydantic_error(e, ("search", "train"))
+            continue
+        return
+    assert first is not None
+    where = first.path
+    note = "" if not space.nodes else f" (in all {len(sources)} samples tried)"
+    raise space.locate(SpecError(first.message + note, where))

@@ -1,0 +1,48 @@
+"""The search package's imports point one way: no module imports one that imports it back."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import nasblocks.search
+
+PACKAGE = Path(nasblocks.search.__file__).parent
+
+
+def imports(path: Path) -> set[str]:
+    """The nasblocks.search modules ``path`` imports, at module level or in a function
+    (``if TYPE_CHECKING`` blocks are left out: they run only under a type checker)."""
+    tree = ast.parse(path.read_text())
+    checking = {
+        id(node)
+        for top in ast.walk(tree)
+        if isinstance(top, ast.If) and "TYPE_CHECKING" in ast.unparse(top.test)
+        for node in ast.walk(top)
+    }
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in checking or not isinstance(node, ast.ImportFrom) or not node.module:
+            continue
+        if node.module == "nasblocks.search":
+            found |= {a.name for a in node.names}
+        elif node.module.startswith("nasblocks.search."):
+            found.add(node.module.split(".")[2])
+    return found - {"__init__"}
+
+
+def test_no_import_cycles_in_search():
+    graph = {p.stem: imports(p) for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+    cycles = []
+
+    def visit(node, path):
+        for nxt in sorted(graph.get(node, ())):
+            if nxt in path:
+                cycles.append(" -> ".join([*path[path.index(nxt) :], nxt]))
+            elif nxt in graph:
+                visit(nxt, [*path, nxt])
+
+    for start in sorted(graph):
+        visit(start, [start])
+    assert not cycles, cycles[:5]
+    assert "engine" not in set().union(*graph.values())  # nothing reaches back into the run
