@@ -1,7 +1,8 @@
-"""Forward+backward time of built presets against torchvision's modules, same weights.
+"""Forward+backward time of built presets against torchvision's or timm's modules, same weights.
 
-A preset compiles to the same computation as torchvision's network, so the ratio of the two
-times should be 1 within noise (target: median <= 1.02). The two modules are timed in
+A preset compiles to the same computation as the reference network (torchvision's when it
+has one by that name, else timm's: ``--nets resnet50d seresnet50 skresnet18``), so the ratio
+of the two times should be 1 within noise (target: median <= 1.02). The two are timed in
 alternation, pair after pair, in a random order within each pair, so drifts of a shared
 machine (frequency, other processes) hit both alike. Each sample is the fastest of
 ``--inner`` consecutive steps (interference only ever adds time); the median of the per-pair
@@ -57,9 +58,18 @@ def _step(
     return run
 
 
+def reference(name: str) -> nn.Module:
+    """torchvision's network of that name, else timm's (random init)."""
+    if hasattr(torchvision.models, name):
+        kwargs = {"init_weights": True} if name in ("googlenet", "inception_v3") else {}
+        return getattr(torchvision.models, name)(**kwargs)
+    import timm
+
+    return timm.create_model(name)
+
+
 def pair(name: str, size: int, device: torch.device) -> tuple[nn.Module, nn.Module]:
-    kwargs = {"init_weights": True} if name in ("googlenet", "inception_v3") else {}
-    theirs = getattr(torchvision.models, name)(**kwargs)
+    theirs = reference(name)
     ours = nasblocks.build(name, input_size=size)
     ours.load_state_dict(theirs.state_dict(), strict=True)
     return theirs.to(device).train(), ours.to(device).train()
@@ -70,7 +80,7 @@ def measure(name: str, args: argparse.Namespace, device: torch.device) -> dict[s
     theirs, ours = pair(name, size, device)
     x = torch.randn(args.batch, 3, size, size, device=device)
     runs = {
-        "torchvision": _step(theirs, x, device, args.inner),
+        "reference": _step(theirs, x, device, args.inner),
         "nasblocks": _step(ours, x, device, args.inner),
     }
     for _ in range(args.warmup):
@@ -83,14 +93,14 @@ def measure(name: str, args: argparse.Namespace, device: torch.device) -> dict[s
         rng.shuffle(order)
         for key in order:
             times[key].append(runs[key]())
-    ratios = [o / t for o, t in zip(times["nasblocks"], times["torchvision"], strict=True)]
+    ratios = [o / t for o, t in zip(times["nasblocks"], times["reference"], strict=True)]
     return {
-        "torchvision_ms": 1e3 * statistics.median(times["torchvision"]),
+        "reference_ms": 1e3 * statistics.median(times["reference"]),
         "nasblocks_ms": 1e3 * statistics.median(times["nasblocks"]),
         "ratio": statistics.median(ratios),
         "q1": statistics.quantiles(ratios, n=4)[0],
         "q3": statistics.quantiles(ratios, n=4)[2],
-        "best": min(times["nasblocks"]) / min(times["torchvision"]),
+        "best": min(times["nasblocks"]) / min(times["reference"]),
     }
 
 
@@ -115,11 +125,11 @@ def main() -> None:
         f"batch {args.batch}x3x{args.size}x{args.size}, train-mode forward+backward, "
         f"{args.repeats} alternating pairs of best-of-{args.inner}"
     )
-    print(f"{'net':<20}{'torchvision ms':>15}{'nasblocks ms':>14}{'ratio':>8}  (q1-q3)  best/best")
+    print(f"{'net':<20}{'reference ms':>15}{'nasblocks ms':>14}{'ratio':>8}  (q1-q3)  best/best")
     for name in args.nets:
         r = measure(name, args, device)
         print(
-            f"{name:<20}{r['torchvision_ms']:>15.2f}{r['nasblocks_ms']:>14.2f}"
+            f"{name:<20}{r['reference_ms']:>15.2f}{r['nasblocks_ms']:>14.2f}"
             f"{r['ratio']:>8.3f}  ({r['q1']:.3f}-{r['q3']:.3f})  {r['best']:.3f}",
             flush=True,
         )

@@ -37,9 +37,11 @@ __all__ = [
     "block_names",
     "build",
     "create_block",
+    "list_presets",
     "load_spec",
     "preset_names",
     "register_block",
+    "reparameterize",
     "search",
     "summary",
 ]
@@ -48,13 +50,16 @@ _LAZY = {
     "build": "nasblocks.builder",
     "summary": "nasblocks.analysis",
     "preset_names": "nasblocks.presets",
+    "list_presets": "nasblocks.presets",
     "search": "nasblocks.search.engine",
+    "reparameterize": "nasblocks.modules.repvgg",
 }
 
 if TYPE_CHECKING:
     from nasblocks.analysis import summary
     from nasblocks.builder import build
-    from nasblocks.presets import preset_names
+    from nasblocks.modules.repvgg import reparameterize
+    from nasblocks.presets import list_presets, preset_names
     from nasblocks.search.engine import search
 
 

@@ -3,23 +3,61 @@
 Shapes are planned first (no weight exists until every shape is known). Chains become
 ``nn.Sequential``; the network itself becomes a ``torch.fx.GraphModule`` whose ``forward`` is
 generated Python — the same code one would write by hand, with no interpretation of the spec
-at run time. Auxiliary outputs (GoogLeNet, Inception-v3) run only in training mode.
+at run time. Auxiliary outputs (GoogLeNet, Inception-v3) run only in training mode. The
+network is a :class:`~nasblocks.network.Network`, with timm's model API; ``build`` also takes
+timm's keywords (``features_only``, ``out_indices``, ``in_chans``, ``drop_rate``).
 """
 
 from __future__ import annotations
 
 import functools
 from collections import OrderedDict, namedtuple
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar, overload
 
 import torch
 from torch import fx, nn
 
 from nasblocks.errors import BuildError, SpecError
+from nasblocks.features import drop_rate_overrides
 from nasblocks.init import apply_init
+from nasblocks.network import FeatureNetwork, Network, feature_network
 from nasblocks.spec import Spec, load_spec
 from nasblocks.spec.plan import INPUT, Node, Plan, plan
+
+_G = TypeVar("_G", bound=fx.GraphModule)
+
+
+@overload
+def build(
+    source: str | Path | dict | Spec,
+    *,
+    weights: str | Path | None = None,
+    allow_plugins: bool = False,
+    features_only: Literal[False] = False,
+    in_chans: int | None = None,
+    drop_rate: float | None = None,
+    drop_path_rate: float | None = None,
+    pretrained: bool = False,
+    **overrides: Any,
+) -> Network: ...
+
+
+@overload
+def build(
+    source: str | Path | dict | Spec,
+    *,
+    weights: str | Path | None = None,
+    allow_plugins: bool = False,
+    features_only: bool,
+    out_indices: Sequence[int] | int | None = None,
+    in_chans: int | None = None,
+    drop_rate: float | None = None,
+    drop_path_rate: float | None = None,
+    pretrained: bool = False,
+    **overrides: Any,
+) -> Network | FeatureNetwork: ...
 
 
 def build(
@@ -27,30 +65,92 @@ def build(
     *,
     weights: str | Path | None = None,
     allow_plugins: bool = False,
+    features_only: bool = False,
+    out_indices: Sequence[int] | int | None = None,
+    in_chans: int | None = None,
+    drop_rate: float | None = None,
+    drop_path_rate: float | None = None,
+    pretrained: bool = False,
     **overrides: Any,
-) -> nn.Module:
+) -> Network | FeatureNetwork:
     """Build a network from a spec file, preset name, mapping or :class:`Spec`.
 
     ``overrides`` are dotted paths into the spec (``num_classes=10``,
     ``**{"stages.groups": 32}``); ``weights`` is a state-dict file, or ``"torchvision"`` for a
     preset's pretrained torchvision weights. ``allow_plugins``: let the spec's ``plugins:``
     import the code they name (see :func:`~nasblocks.spec.load_spec`).
+
+    timm's keywords mean what they mean in ``timm.create_model``: ``features_only`` returns
+    the feature maps (a list) of the levels ``out_indices`` (default all; ``feature_info``
+    describes them), ``in_chans`` is ``in_channels``, ``drop_rate`` the dropout before the
+    classifier (set in the spec), ``drop_path_rate`` the stochastic depth of the last block
+    of ``stages:`` (timm's linear schedule), ``num_classes=0`` a network without classifier
+    (``reset_classifier(0)`` after building; ``model.spec`` keeps the classifier).
+    ``pretrained=True`` is refused: the weights come from ``weights=``.
     """
+    if pretrained:
+        raise SpecError(
+            "nasblocks ships no weights of its own: weights='torchvision' loads torchvision's "
+            "(for the presets torchvision also defines), weights=PATH a state-dict file",
+            ("pretrained",),
+        )
+    if out_indices is not None and not features_only:
+        raise SpecError(
+            "out_indices selects feature maps: add features_only=True", ("out_indices",)
+        )
+    if in_chans is not None:
+        if "in_channels" in overrides:
+            raise SpecError("in_chans is timm's word for in_channels: give one", ("in_chans",))
+        overrides["in_channels"] = in_chans
+    classes = overrides.get("num_classes")
+    no_classifier = classes == 0 and not isinstance(classes, bool)
+    if no_classifier:
+        del overrides["num_classes"]
     spec = load_spec(source, overrides, allow_plugins=allow_plugins)
-    model = build_spec(spec)
+    if drop_rate is not None:
+        more = drop_rate_overrides(spec, drop_rate)
+        if more:
+            spec = load_spec(spec, more)
+    if drop_path_rate is not None:
+        if spec.doc.stages is None:
+            raise SpecError(
+                "drop_path_rate schedules the blocks of `stages:`; this spec has none: set "
+                "`drop_path` on its residual blocks",
+                ("drop_path_rate",),
+            )
+        spec = load_spec(spec, {"stages.drop_path_rate": drop_path_rate})
+    model: Network | FeatureNetwork = build_spec(spec)
+    finish: list[Callable[[Any], Any]] = []  # from the whole network to the one asked for
+    if no_classifier:
+        finish.append(lambda m: m.reset_classifier(0) or m)
+    if features_only:
+        finish.append(lambda m: feature_network(m, out_indices))
+    error: SpecError | None = None
     if weights is not None:
         from nasblocks.weights import load_weights
 
-        load_weights(model, spec, weights)
+        try:
+            load_weights(model, spec, weights)
+        except SpecError as e:  # they may fit the network as asked for (timm's habit)
+            if not finish:
+                raise
+            error = e
+    for step in finish:
+        model = step(model)
+    if error is not None:
+        try:
+            load_weights(model, spec, weights)  # type: ignore[arg-type]
+        except SpecError:
+            raise error from None
     return model
 
 
-def build_spec(spec: Spec, input_shape: tuple[int, ...] | None = None) -> fx.GraphModule:
+def build_spec(spec: Spec, input_shape: tuple[int, ...] | None = None) -> Network:
     """Build a validated spec (the pure function behind :func:`build`)."""
     net_plan = plan(spec, input_shape)
-    model = _graph_module(net_plan, spec.outputs, _class_name(spec.name))
+    model = _graph_module(net_plan, spec.outputs, _class_name(spec.name), Network)
     apply_init(model, spec.doc.init)
-    model.spec = spec  # type: ignore[assignment]
+    model.spec = spec
     return model
 
 
@@ -108,8 +208,11 @@ def pack_outputs(
 
 
 def _graph_module(
-    p: Plan, outputs: list[tuple[str, str]] | None, class_name: str
-) -> fx.GraphModule:
+    p: Plan,
+    outputs: list[tuple[str, str]] | None,
+    class_name: str,
+    cls: type[_G] = fx.GraphModule,  # type: ignore[assignment]
+) -> _G:
     graph = fx.Graph()
     x = graph.placeholder("x")
     modules: dict[str, nn.Module] = {}
@@ -137,4 +240,4 @@ def _graph_module(
     else:
         graph.output(out_values[0] if len(out_values) == 1 else tuple(out_values))
     graph.lint()
-    return fx.GraphModule(modules, graph, class_name=class_name)
+    return cls(modules, graph, class_name=class_name)

@@ -7,6 +7,7 @@ trained from scratch starts where torchvision's would. Blocks may define ``post_
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from torch import nn
@@ -51,6 +52,23 @@ def _unet(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+def _efficientnet(model: nn.Module) -> None:
+    """timm's ``_init_weight_goog`` (TF's EfficientNet / MnasNet): convs N(0, 2 / fan-out) with
+    the fan-out divided by the groups, biases zero; linears U(+-1 / sqrt(out_features))."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+            nn.init.normal_(m.weight, 0, math.sqrt(2.0 / fan_out))
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            bound = 1.0 / math.sqrt(m.weight.size(0))
+            nn.init.uniform_(m.weight, -bound, bound)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        _norm_ones(m)
+
+
 SCHEMES: dict[str, Callable[[nn.Module], None]] = {
     "default": lambda model: None,
     # torchvision ResNet / ResNeXt / Wide ResNet
@@ -65,6 +83,8 @@ SCHEMES: dict[str, Callable[[nn.Module], None]] = {
     "inception": lambda model: _trunc_normal(model, 0.1, per_module=True),
     # U-Net (Attention-Gated-Networks' weights_init_kaiming)
     "unet": _unet,
+    # timm EfficientNet, MixNet, MobileNetV2 (efficientnet_init_weights)
+    "efficientnet": _efficientnet,
 }
 
 

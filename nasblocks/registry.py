@@ -62,6 +62,11 @@ class BlockSpec(BaseModel):
     """Paper or code the block follows, shown in ``nasblocks blocks``."""
     examples: ClassVar[Examples] = ()
     """``(params, input_shape)`` pairs the conformance suite builds and runs (at least one)."""
+    role: ClassVar[str | None] = None
+    """``"attention"``: the block keeps its input's shape, its module depends on the channel
+    count alone and a ``reduction`` field (if it has one) sets its bottleneck; every block
+    with an ``attention`` field (``basic``, ``bottleneck``) can then use it by name, as
+    timm's ``create_attn(name, channels)`` does (:func:`attention_block`)."""
 
     # -- shape contract -------------------------------------------------------------------
     def output_shape(self, in_shape: Any) -> Shape:
@@ -204,6 +209,38 @@ def block_names() -> list[str]:
     _load_builtins()
     _load_entry_points()
     return sorted(_REGISTRY)
+
+
+ATTENTION = "attention"
+
+
+def attention_kinds() -> list[str]:
+    """Every registered block with the attention role, sorted."""
+    return [name for name in block_names() if _REGISTRY[name].role == ATTENTION]
+
+
+def attention_block(name: str, reduction: int | None = None) -> BlockSpec:
+    """The attention ``name`` as a block, its ``reduction`` set when it has one.
+
+    Raises :class:`RegistryError` for an unknown name or a block without the role.
+    """
+    try:
+        cls = get_block(name)
+    except RegistryError:
+        raise RegistryError(
+            f"unknown attention {name!r}{suggest(name, attention_kinds())}; "
+            f"kinds: {', '.join(attention_kinds())}"
+        ) from None
+    if cls.role != ATTENTION:
+        raise RegistryError(
+            f"block {name!r} is no attention kind (kinds: {', '.join(attention_kinds())})"
+        )
+    params = (
+        {}
+        if reduction is None or "reduction" not in cls.model_fields
+        else {"reduction": reduction}
+    )
+    return cls(**params)
 
 
 def block_spec(kind: str, **params: Any) -> BlockSpec:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 
 FAMILIES = {
-    "attention": ("cbam", "se", "sk", "sk_unit"),
+    "attention": ("cbam", "eca", "se", "se_conv", "sk", "sk_unit"),
     "cell": ("relu_conv_bn", "zero"),
     "conv": (
         "channel_shuffle",
@@ -34,6 +34,7 @@ FAMILIES = {
         "flatten",
         "gelu",
         "groupnorm",
+        "hardsigmoid",
         "hardswish",
         "identity",
         "leaky_relu",
@@ -45,6 +46,9 @@ FAMILIES = {
         "silu",
         "tanh",
     ),
+    "efficientnet": ("batchnorm_act", "ds_conv", "mb_conv", "mixed_conv"),
+    "csp": ("conv_norm_act", "csp_stage", "dark_stage"),
+    "dpn": ("bn_act", "dual_path"),
     "inception": (
         "inception",
         "inception_a",
@@ -69,7 +73,12 @@ FAMILIES = {
         "spp_net",
     ),
     "presets_support": ("log_softmax", "pixel_classifier", "transform_input"),
+    "repvgg": ("repvgg",),
+    "res2net": ("res2net_bottleneck",),
     "residual": ("basic", "bottleneck", "shufflenet_v1_unit", "shufflenet_v2_unit"),
+    "self_attention": ("non_local",),
+    "shake_shake": ("shake_shake",),
+    "sknet": ("sk_basic", "sk_bottleneck"),
     "unet": ("double_conv", "unet_down", "unet_up"),
 }
 BUILTIN = {kind: family for family, kinds in FAMILIES.items() for kind in kinds}

@@ -8,9 +8,17 @@ from pydantic import Field
 
 Norm = Literal["batch", "group", "instance", "none"]
 Activation = Literal[
-    "relu", "relu6", "leaky_relu", "silu", "gelu", "hardswish", "sigmoid", "tanh", "none"
+    "relu",
+    "relu6",
+    "leaky_relu",
+    "silu",
+    "gelu",
+    "hardswish",
+    "hardsigmoid",
+    "sigmoid",
+    "tanh",
+    "none",
 ]
-Attention = Literal["none", "se", "sk", "cbam"]
 
 Channels = Annotated[int, Field(ge=1, le=1 << 16)]
 Kernel = (
@@ -28,8 +36,8 @@ Padding = (
 
 NORM_DOC = "Normalization after the convolution: batch, group, instance or none."
 ACT_DOC = (
-    "Activation after the normalization: relu, relu6, leaky_relu, silu, gelu, hardswish, "
-    "sigmoid, tanh or none."
+    "Activation after the normalization: relu, relu6, leaky_relu (slope 0.1), silu, gelu, "
+    "hardswish, hardsigmoid, sigmoid, tanh or none."
 )
 EPS_DOC = (
     "Epsilon of the normalization layers (torchvision uses 1e-5; GoogLeNet and Inception 1e-3)."

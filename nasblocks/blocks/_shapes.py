@@ -139,14 +139,18 @@ def same_spatial(in_shapes: Sequence[Shape], kind: str) -> tuple[int, int]:
     return h, w
 
 
-def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """Round a channel count to a multiple of ``divisor`` without losing more than 10%.
+def make_divisible(
+    value: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9
+) -> int:
+    """Round a channel count to a multiple of ``divisor`` without losing more than 10%
+    (``round_limit`` 0: to the nearest multiple, however far).
 
-    The rounding of MobileNet / EfficientNet (torchvision's ``_make_divisible``).
+    The rounding of MobileNet / EfficientNet (torchvision's ``_make_divisible``, timm's
+    ``make_divisible``).
     """
     if min_value is None:
         min_value = divisor
     new = max(min_value, int(value + divisor / 2) // divisor * divisor)
-    if new < 0.9 * value:
+    if new < round_limit * value:
         new += divisor
     return new

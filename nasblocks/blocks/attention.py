@@ -1,8 +1,13 @@
-"""Attention blocks: squeeze-and-excitation, selective kernels (SKNet) and CBAM.
+"""Attention blocks: squeeze-and-excitation, ECA, selective kernels (SKNet) and CBAM.
 
-``se`` follows senet.pytorch's SELayer, ``sk`` and ``sk_unit`` the common PyTorch SKNet code
-(after pppLang/SKNet; child names included, so ``state_dict`` keys load unchanged); ``cbam``
-is Woo et al.'s module in the widely used CBAM.PyTorch layout.
+``se`` follows senet.pytorch's SELayer, ``se_conv`` and ``eca`` timm's ``SEModule`` and
+``EcaModule``, ``sk`` and ``sk_unit`` the common PyTorch SKNet code (after pppLang/SKNet;
+child names included, so ``state_dict`` keys load unchanged); ``cbam`` is Woo et al.'s module
+in the widely used CBAM.PyTorch layout.
+
+Blocks with ``role = "attention"`` (``se``, ``se_conv``, ``eca``, ``cbam``) are also the
+kinds a residual block's ``attention`` field names: a new kind, built in or a plugin, is one
+such declaration (:func:`nasblocks.registry.attention_block`).
 """
 
 from __future__ import annotations
@@ -11,9 +16,10 @@ from typing import Literal
 
 from pydantic import Field
 
+from nasblocks.blocks import _costs as cost
 from nasblocks.blocks import _fields as f
 from nasblocks.blocks._costs import Cost, squeeze_excite
-from nasblocks.blocks._shapes import conv_size, feature_map
+from nasblocks.blocks._shapes import conv_size, feature_map, make_divisible
 from nasblocks.errors import ShapeError
 from nasblocks.registry import BlockSpec, Shape, register_block
 
@@ -48,6 +54,7 @@ class SqueezeExcite(BlockSpec):
 
     module = f"{_M}:SqueezeExcite"
     source = "Hu et al., Squeeze-and-Excitation Networks (2018); senet.pytorch SELayer"
+    role = "attention"
     shorthand = "reduction"
     reduction: int = Field(16, ge=1, description=REDUCTION_DOC)
     examples = (
@@ -62,6 +69,81 @@ class SqueezeExcite(BlockSpec):
 
     def cost(self, in_shape: Shape) -> Cost:
         return squeeze_excite(in_shape[0], self.reduction)
+
+
+def se_hidden(channels: int, reduction: int, divisor: int) -> int:
+    """timm's SE width: ``make_divisible(channels / reduction, divisor, round_limit=0)``."""
+    return make_divisible(channels / reduction, divisor, round_limit=0.0)
+
+
+@register_block("se_conv")
+class SEConv(BlockSpec):
+    """Squeeze-and-Excitation with 1x1 convs (timm's ``SEModule``, its SE-ResNets' form).
+
+    x * sigmoid(fc2(relu(fc1(mean_hw(x))))): ``fc1`` / ``fc2`` are 1x1 convs with biases and
+    the hidden width is ``channels / reduction`` rounded to a multiple of ``divisor``.
+    """
+
+    module = f"{_M}:SEConv"
+    source = "Hu et al., Squeeze-and-Excitation Networks (2018); timm.layers.SEModule"
+    role = "attention"
+    shorthand = "reduction"
+    reduction: int = Field(16, ge=1, description="channels / reduction hidden channels.")
+    divisor: int = Field(8, ge=1, le=256, description="The hidden width is a multiple of it.")
+    examples = (({}, (16, 8, 8)), ({"reduction": 4, "divisor": 1}, (12, 5, 7)))
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        feature_map(in_shape, self.kind)
+        return tuple(in_shape)
+
+    def cost(self, in_shape: Shape) -> Cost:
+        c = in_shape[0]
+        hidden = se_hidden(c, self.reduction, self.divisor)
+        return cost.total(cost.linear(c, hidden), cost.linear(hidden, c))
+
+
+def eca_kernel(channels: int, gamma: float = 2, beta: float = 1) -> int:
+    """ECA-Net's adaptive kernel size: the odd number nearest ``|log2(C) + beta| / gamma``,
+    at least 3 (Wang et al. 2020, Eq. 12, as timm's ``EcaModule`` computes it)."""
+    import math
+
+    t = int(abs(math.log(channels, 2) + beta) / gamma)
+    return max(t if t % 2 else t + 1, 3)
+
+
+@register_block("eca")
+class ECA(BlockSpec):
+    """Efficient Channel Attention (Wang et al., 2020): x * sigmoid(conv1d(mean_hw(x))).
+
+    A bias-free 1-D convolution across the pooled channels (child ``conv``, as timm's
+    ``EcaModule``) replaces SE's two fully connected layers.
+    """
+
+    module = f"{_M}:ECA"
+    source = "Wang et al., ECA-Net (2020), arXiv:1910.03151; timm.layers.EcaModule"
+    role = "attention"
+    kernel_size: int | None = Field(
+        None, ge=1, le=63, description="Odd kernel of the 1-D conv; omitted: from the channels."
+    )
+    gamma: float = Field(2.0, gt=0, description="The adaptive kernel's gamma.")
+    beta: float = Field(1.0, description="The adaptive kernel's beta (b).")
+    examples = (({}, (64, 4, 4)), ({"kernel_size": 5}, (12, 3, 5)))
+
+    def kernel(self, channels: int) -> int:
+        return self.kernel_size or eca_kernel(channels, self.gamma, self.beta)
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        c, _, _ = feature_map(in_shape, self.kind)
+        if self.kernel(c) % 2 == 0:
+            raise ShapeError(f"kernel_size {self.kernel_size} must be odd", field="kernel_size")
+        return tuple(in_shape)
+
+    def cost(self, in_shape: Shape) -> Cost:
+        k = self.kernel(in_shape[0])
+        return k, k * in_shape[0]
+
+    def build(self, in_channels):
+        return self.module_class()(in_channels, self.kernel(in_channels))
 
 
 @register_block("sk")
@@ -151,6 +233,7 @@ class CBAM(BlockSpec):
 
     module = f"{_M}:CBAM"
     source = "Woo et al., CBAM: Convolutional Block Attention Module (2018)"
+    role = "attention"
     shorthand = "reduction"
     reduction: int = Field(16, ge=1, description=REDUCTION_DOC)
     kernel_size: Literal[3, 7] = Field(7, description="Kernel of the spatial attention conv.")

@@ -249,6 +249,9 @@ _activation("relu6", "ReLU6", "``nn.ReLU6``: min(max(0, x), 6) (MobileNet).", Tr
 _activation("silu", "SiLU", "``nn.SiLU`` (swish): x * sigmoid(x).", True)
 _activation("gelu", "GELU", "``nn.GELU``.", None)
 _activation("hardswish", "Hardswish", "``nn.Hardswish`` (MobileNetV3).", True)
+_activation(
+    "hardsigmoid", "Hardsigmoid", "``nn.Hardsigmoid``: relu6(x + 3) / 6 (MobileNetV3 gates).", True
+)
 _activation("sigmoid", "Sigmoid", "``nn.Sigmoid``.", None)
 _activation("tanh", "Tanh", "``nn.Tanh``.", None)
 _activation("identity", "Identity", "``nn.Identity``: passes its input through.", None)

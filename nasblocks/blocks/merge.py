@@ -61,9 +61,25 @@ class Add(_SameShape):
 
 @register_block("multiply")
 class Multiply(_SameShape):
-    """Elementwise product of inputs of one shape (gating)."""
+    """Elementwise product, broadcasting as torch does: each dimension equal or 1 (gating:
+    a ``(C, 1, 1)`` SE gate scales a ``(C, H, W)`` map at any input size)."""
 
     module = f"{_M}:Multiply"
+    examples = (({}, [(4, 5, 5), (4, 1, 1)]), ({}, [(4, 5, 5), (1, 5, 5), (4, 5, 5)]))
+
+    def output_shape(self, in_shapes: list[Shape]) -> Shape:
+        if len({len(s) for s in in_shapes}) != 1:
+            raise ShapeError(f"multiply inputs must have one rank, got {_shown(in_shapes)}")
+        out = []
+        for sizes in zip(*in_shapes, strict=True):
+            big = set(sizes) - {1}
+            if len(big) > 1:
+                raise ShapeError(
+                    f"multiply inputs must match or be 1 in each dimension, got "
+                    f"{_shown(in_shapes)}"
+                )
+            out.append(big.pop() if big else 1)
+        return tuple(out)
 
 
 @register_block("split")

@@ -10,21 +10,22 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from nasblocks.blocks import _costs as cost
 from nasblocks.blocks import _fields as f
 from nasblocks.blocks._costs import Cost
 from nasblocks.blocks._shapes import conv_shape, conv_size, feature_map
-from nasblocks.errors import ShapeError
-from nasblocks.registry import BlockSpec, Shape, register_block
+from nasblocks.errors import RegistryError, ShapeError
+from nasblocks.registry import BlockSpec, Shape, attention_block, register_block
 
 _M = "nasblocks.modules.residual"
 
 ATTENTION_DOC = (
-    "Attention in the residual branch: none; se or cbam after the last norm, before the "
-    "addition (SENet's SE-ResNet, CBAM's placement); sk makes conv2 a selective-kernel "
-    "convolution (SKNet)."
+    "Attention in the residual branch: none; an attention kind (se, se_conv, eca, cbam, or a "
+    "plugin's block with the attention role) after the last norm, before the addition "
+    "(SENet's SE-ResNet, CBAM's and timm's placement), as child 'se'; sk makes conv2 a "
+    "selective-kernel convolution (SKNet)."
 )
 
 
@@ -64,7 +65,7 @@ class _ResNetBlock(BlockSpec):
         "torchvision gives a stage's first block the previous stage's dilation when a stride "
         "is replaced by dilation. Omitted: dilation.",
     )
-    attention: f.Attention = Field("none", description=ATTENTION_DOC)
+    attention: str = Field("none", description=ATTENTION_DOC)
     attention_reduction: int = Field(
         16,
         ge=1,
@@ -81,14 +82,43 @@ class _ResNetBlock(BlockSpec):
         description="1x1 conv + norm shortcut; omitted: only when the stride or the channel "
         "count changes (torchvision's rule). false requires an identity-compatible input.",
     )
+    avg_down: bool = Field(
+        False,
+        description="Shortcut of a strided block: 2x2 average pool (ceil mode, padding not "
+        "counted), then a stride-1 1x1 conv + norm (ResNet-D, He et al. 2019 'Bag of Tricks'; "
+        "timm's avg_down): children downsample.0 (pool), .1 (conv), .2 (norm).",
+    )
+    drop_path: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Stochastic depth (Huang et al. 2016): in training, drop the residual "
+        "branch per sample with this probability (timm's DropPath; no parameters).",
+    )
     norm: f.Norm = f.norm_field()
     norm_eps: float = f.eps_field()
     norm_momentum: float = f.momentum_field()
     activation: f.Activation = f.activation_field()
 
+    @field_validator("attention")
+    @classmethod
+    def _known_attention(cls, value: str) -> str:
+        if value not in ("none", "sk"):
+            try:
+                attention_block(value)
+            except (RegistryError, ValueError) as e:
+                raise ValueError(str(e)) from None
+        return value
+
     @property
     def out_channels(self) -> int:
         return self.channels * self.expansion  # type: ignore[attr-defined]
+
+    def attention_spec(self) -> BlockSpec | None:
+        """The attention after the last norm as a block (None: none, or sk's conv2)."""
+        if self.attention in ("none", "sk"):
+            return None
+        return attention_block(self.attention, self.attention_reduction)
 
     def width(self) -> int:
         """Inner channels: torchvision's ``int(planes * base_width / 64) * groups``."""
@@ -115,17 +145,15 @@ class _ResNetBlock(BlockSpec):
                 f"{self.stride} to {self.out_channels} channels: the identity cannot be added",
                 field="downsample",
             )
-        attended = width if self.attention == "sk" else self.out_channels
-        reduction = (
-            sk_reduction(self.attention_reduction)
-            if self.attention == "sk"
-            else self.attention_reduction
-        )
-        if self.attention != "none" and attended // reduction < 1:
+        if self.attention == "sk" and width // sk_reduction(self.attention_reduction) < 1:
             raise ShapeError(
-                f"{self.attention} attention on {attended} channels reduced by {reduction} "
-                "leaves no hidden channel",
+                f"sk attention on {width} channels reduced by "
+                f"{sk_reduction(self.attention_reduction)} leaves no hidden channel",
                 field="attention_reduction",
+            )
+        if self.avg_down and (self.dilation != 1 or (self.first_dilation or 1) != 1):
+            raise ShapeError(
+                "avg_down shortcuts are not dilated: use dilation 1", field="avg_down"
             )
         if self.attention == "sk" and self.groups != 1:
             raise ShapeError(
@@ -140,23 +168,34 @@ class _ResNetBlock(BlockSpec):
     def output_shape(self, in_shape: Shape) -> Shape:
         c, _, _ = feature_map(in_shape, self.kind)
         self._check(c)
-        # Every 3x3 pads by its dilation and the shortcut is a 1x1: (H - 1) // stride + 1.
-        return conv_shape(in_shape, self.out_channels, 1, self.stride, kind=self.kind)
+        # Every 3x3 pads by its dilation and the shortcut is a 1x1 (or a 2x2 ceil-mode pool):
+        # (H - 1) // stride + 1.
+        out = conv_shape(in_shape, self.out_channels, 1, self.stride, kind=self.kind)
+        attention = self.attention_spec()
+        if attention is not None:
+            try:
+                attention.output_shape(out)
+            except ShapeError as e:
+                at = "attention_reduction" if e.field == "reduction" else "attention"
+                raise ShapeError(f"{self.attention} attention: {e}", field=at) from None
+        return out
 
     def cost(self, in_shape: Shape) -> Cost | None:
-        """Analytic without attention or with SE (SK/CBAM blocks are counted built)."""
-        if self.attention not in ("none", "se"):
+        """Analytic, with the attention kind's own cost (SK blocks, and attention kinds
+        without a cost, are counted built)."""
+        if self.attention == "sk":
             return None
         out = self.output_shape(in_shape)
+        attention = self.attention_spec()
+        gate = cost.FREE if attention is None else attention.cost(out)
+        if gate is None:
+            return None
         c, bias = in_shape[0], self.norm == "none"
         shortcut = (0, 0)
         if self.uses_downsample(c):
             conv = cost.conv(c, self.out_channels, 1, out, bias=bias)
             shortcut = cost.total(conv, cost.norm(self.norm, self.out_channels))
-        se = (0, 0)
-        if self.attention == "se":
-            se = cost.squeeze_excite(self.out_channels, self.attention_reduction)
-        return cost.total(shortcut, se, *self._branch(in_shape, out, bias))
+        return cost.total(shortcut, gate, *self._branch(in_shape, out, bias))
 
     def _branch(self, in_shape: Shape, out: Shape, bias: bool) -> list[Cost]:
         raise NotImplementedError
@@ -176,6 +215,7 @@ class BasicBlock(_ResNetBlock):
         ({"channels": 16, "stride": 2, "attention": "se", "attention_reduction": 4}, (8, 9, 9)),
         ({"channels": 8, "attention": "cbam", "attention_reduction": 4, "dilation": 2}, (8, 8, 8)),
         ({"channels": 8, "attention": "sk", "downsample": True}, (8, 8, 8)),
+        ({"channels": 16, "stride": 2, "avg_down": True, "attention": "eca"}, (8, 9, 9)),
     )
 
     def _check(self, in_channels: int) -> None:
@@ -216,6 +256,8 @@ class Bottleneck(_ResNetBlock):
         ({"channels": 8, "attention": "se", "expansion": 2}, (16, 8, 8)),
         ({"channels": 8, "attention": "sk", "stride": 2, "width_per_group": 32}, (32, 8, 8)),
         ({"channels": 8, "attention": "cbam", "attention_reduction": 8}, (32, 6, 6)),
+        ({"channels": 4, "avg_down": True, "attention": "se_conv", "drop_path": 0.2}, (8, 7, 7)),
+        ({"channels": 8, "stride": 2, "avg_down": True, "groups": 2}, (16, 7, 7)),
     )
 
     def _branch(self, in_shape: Shape, out: Shape, bias: bool) -> list[Cost]:

@@ -1,4 +1,4 @@
-"""``nasblocks presets``: every preset with its parameters, FLOPs and source paper."""
+"""``nasblocks presets [PATTERN]``: the presets with their parameters, FLOPs and source paper."""
 
 from __future__ import annotations
 
@@ -7,11 +7,19 @@ from nasblocks.cli.main import add_command
 
 def run(args) -> int:
     from nasblocks.analysis import count, human
+    from nasblocks.errors import NasBlocksError
     from nasblocks.presets import preset_names
+    from nasblocks.registry import suggest
     from nasblocks.spec import load_spec
 
+    names = preset_names(args.pattern)
+    if not names:
+        raise NasBlocksError(
+            f"no preset matches {args.pattern!r}{suggest(args.pattern, preset_names())}; "
+            "`nasblocks presets` lists them all"
+        )
     rows = []
-    for name in preset_names():
+    for name in names:
         spec = load_spec(name)
         params, flops = count(spec)
         shape = "x".join(map(str, spec.input_shape))
@@ -24,10 +32,16 @@ def run(args) -> int:
 
 
 def register(sub) -> None:
-    add_command(
+    p = add_command(
         sub,
         "presets",
         "list presets with parameter count, FLOPs and source paper",
-        "nasblocks presets",
+        "nasblocks presets 'resnet*'",
         run,
+    )
+    p.add_argument(
+        "pattern",
+        nargs="?",
+        metavar="PATTERN",
+        help="only the presets matching this shell-style pattern (resnet*, *_bn)",
     )

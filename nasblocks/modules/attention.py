@@ -31,6 +31,35 @@ class SqueezeExcite(nn.Module):
         return x * y[:, :, None, None]  # (B, C, H, W)
 
 
+class SEConv(nn.Module):
+    """x * sigmoid(fc2(relu(fc1(mean_hw(x))))) with 1x1 convs with biases (timm's SEModule)."""
+
+    def __init__(self, in_channels: int, reduction: int = 16, divisor: int = 8) -> None:
+        super().__init__()
+        from nasblocks.blocks.attention import se_hidden
+
+        hidden = se_hidden(in_channels, reduction, divisor)
+        self.fc1 = nn.Conv2d(in_channels, hidden, 1)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(hidden, in_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True))))  # (B, C, 1, 1)
+        return x * gate.sigmoid()
+
+
+class ECA(nn.Module):
+    """x * sigmoid(conv1d(mean_hw(x))): one bias-free 1-D conv across the channels."""
+
+    def __init__(self, in_channels: int, kernel_size: int = 3) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(1, 1, kernel_size, padding=(kernel_size - 1) // 2, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x.mean((2, 3)).unsqueeze(1))  # (B, 1, C)
+        return x * y.sigmoid().view(x.shape[0], -1, 1, 1)
+
+
 class SKConv(nn.Module):
     """Selective kernel convolution: a per-channel softmax choice between dilated 3x3 branches.
 

@@ -58,6 +58,8 @@ def make_activation(kind: str | None, inplace: bool = True) -> nn.Module:
         return nn.GELU()
     if kind == "hardswish":
         return nn.Hardswish(inplace=inplace)
+    if kind == "hardsigmoid":
+        return nn.Hardsigmoid(inplace=inplace)
     if kind == "sigmoid":
         return nn.Sigmoid()
     if kind == "tanh":
@@ -107,3 +109,23 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     """
     x = x.unflatten(1, (groups, -1))  # (B, groups, C // groups, H, W)
     return x.transpose(1, 2).flatten(1, 2)  # (B, C, H, W)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth (Huang et al., 2016): in training, zero a residual branch for each
+    sample with probability ``p`` and scale the kept ones by ``1 / (1 - p)``; the identity
+    in eval mode. timm's ``DropPath`` with ``scale_by_keep``; no parameters."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask.div_(keep)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"

@@ -11,9 +11,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nasblocks.modules.attention import CBAM, SKConv, SqueezeExcite
-from nasblocks.modules.common import channel_shuffle, conv2d, make_activation, make_norm
+from nasblocks.modules.attention import SKConv
+from nasblocks.modules.common import (
+    DropPath,
+    channel_shuffle,
+    conv2d,
+    make_activation,
+    make_norm,
+)
 from nasblocks.modules.merge import Add, Concat
+from nasblocks.registry import attention_block
 
 
 class _ResNetBlock(nn.Module):
@@ -30,6 +37,8 @@ class _ResNetBlock(nn.Module):
         attention_reduction: int,
         zero_init_last: bool,
         downsample: bool | None,
+        avg_down: bool,
+        drop_path: float,
         norm: str,
         norm_eps: float,
         norm_momentum: float,
@@ -37,24 +46,30 @@ class _ResNetBlock(nn.Module):
     ) -> None:
         if downsample is None:
             downsample = stride != 1 or in_channels != out_channels
-        # torchvision's _make_layer shortcut: Sequential(conv1x1(stride), norm) -> downsample.0/1.
-        self.downsample: nn.Module = (
-            nn.Sequential(
-                conv2d(in_channels, out_channels, 1, stride, bias=norm == "none"),
+        self.downsample: nn.Module = nn.Identity()
+        if downsample:
+            conv_stride = 1 if avg_down else stride
+            parts = [
+                conv2d(in_channels, out_channels, 1, conv_stride, bias=norm == "none"),
                 make_norm(norm, out_channels, norm_eps, norm_momentum),
-            )
-            if downsample
-            else nn.Identity()
+            ]
+            if avg_down:  # timm's downsample_avg: pool -> downsample.0, conv .1, norm .2
+                pool = (
+                    nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False)
+                    if stride != 1
+                    else nn.Identity()
+                )
+                parts.insert(0, pool)
+            # torchvision's _make_layer shortcut: Sequential(conv1x1(stride), norm).
+            self.downsample = nn.Sequential(*parts)
+        # senet.pytorch / CBAM / timm: attention rescales the branch after its last norm.
+        spec = (
+            None
+            if attention in ("none", "sk")
+            else attention_block(attention, attention_reduction)
         )
-        # senet.pytorch / CBAM: attention rescales the branch after its last norm.
-        self.se = (
-            SqueezeExcite(out_channels, attention_reduction)
-            if attention == "se"
-            else nn.Identity()
-        )
-        self.cbam = (
-            CBAM(out_channels, attention_reduction) if attention == "cbam" else nn.Identity()
-        )
+        self.se = nn.Identity() if spec is None else spec.build(out_channels)
+        self.drop_path = DropPath(drop_path) if drop_path else nn.Identity()
         self.zero_init_last, self._last_norm = zero_init_last, last_norm
         self.post_init()
 
@@ -65,8 +80,7 @@ class _ResNetBlock(nn.Module):
             nn.init.zeros_(weight)
 
     def _merge(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        out = self.cbam(self.se(out))
-        return self.relu(out + self.downsample(x))  # (B, C_out, H', W')
+        return self.relu(self.drop_path(self.se(out)) + self.downsample(x))  # (B, C_out, H', W')
 
 
 class BasicBlock(_ResNetBlock):
@@ -85,6 +99,8 @@ class BasicBlock(_ResNetBlock):
         attention_reduction: int = 16,
         zero_init_last: bool = False,
         downsample: bool | None = None,
+        avg_down: bool = False,
+        drop_path: float = 0.0,
         norm: str = "batch",
         norm_eps: float = 1e-5,
         norm_momentum: float = 0.1,
@@ -117,6 +133,8 @@ class BasicBlock(_ResNetBlock):
             attention_reduction,
             zero_init_last,
             downsample,
+            avg_down,
+            drop_path,
             norm,
             norm_eps,
             norm_momentum,
@@ -145,6 +163,8 @@ class Bottleneck(_ResNetBlock):
         attention_reduction: int = 16,
         zero_init_last: bool = False,
         downsample: bool | None = None,
+        avg_down: bool = False,
+        drop_path: float = 0.0,
         norm: str = "batch",
         norm_eps: float = 1e-5,
         norm_momentum: float = 0.1,
@@ -182,6 +202,8 @@ class Bottleneck(_ResNetBlock):
             attention_reduction,
             zero_init_last,
             downsample,
+            avg_down,
+            drop_path,
             norm,
             norm_eps,
             norm_momentum,

@@ -6,6 +6,8 @@ listing needs without validating or building anything (and without torch).
 
 from __future__ import annotations
 
+import fnmatch
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,9 +28,17 @@ class PresetInfo:
     path: Path
 
 
-def preset_names() -> list[str]:
-    """Every preset name, sorted."""
-    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+def preset_names(pattern: str | Sequence[str] | None = None) -> list[str]:
+    """Every preset name, sorted; with ``pattern`` (``"resnet*"``, or several), those matching
+    one of them, shell-style as timm's ``list_models`` filters."""
+    names = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+    if pattern is None:
+        return names
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+
+
+list_presets = preset_names  # timm's habit: timm.list_models("resnet*")
 
 
 def preset_path(name: str) -> Path:

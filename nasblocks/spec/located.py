@@ -14,6 +14,8 @@ def pydantic_error(
     first = err.errors()[0]
     loc = tuple(x for x in first["loc"] if not (isinstance(x, str) and "[" in x))
     msg = first["msg"]
+    if first["type"] == "value_error":  # a validator's own message: no pydantic prefix
+        msg = msg.removeprefix("Value error, ")
     if first["type"] == "extra_forbidden" and loc:
         key = loc[-1]
         options = list(model.model_fields) if model is not None else []

@@ -32,15 +32,33 @@ class Defaults(_Model):
     activation: f.Activation | None = Field(None, description=f.ACT_DOC)
 
 
-InitScheme = Literal["default", "kaiming", "vgg", "mobilenet", "googlenet", "inception", "unet"]
+InitScheme = Literal[
+    "default", "kaiming", "vgg", "mobilenet", "googlenet", "inception", "unet", "efficientnet"
+]
 
 
 class Stem(_Model):
-    """ResNet-style stem: ``conv1`` (no bias), ``bn1``, ``relu``, then an optional ``maxpool``."""
+    """ResNet-style stem: ``conv1`` (no bias), ``bn1``, ``relu``, then an optional ``maxpool``.
 
+    ``type: deep`` makes ``conv1`` three 3x3 convs (``conv1.0``, ``.3``, ``.6``, with norms
+    and activations between; the first one strided): ResNet-C/D of He et al. 2019, "Bag of
+    Tricks", timm's ``stem_type``.
+    """
+
+    type: Literal["plain", "deep", "deep_tiered"] = Field(
+        "plain",
+        description="plain: one kxk conv; deep: 3x3 convs of width, width, out_channels; "
+        "deep_tiered: of 3 * (width // 4), width, out_channels.",
+    )
     out_channels: int = Field(64, ge=1, le=1 << 14, description="Stem width.")
-    kernel_size: int = Field(7, ge=1, le=15, description="Kernel of the stem convolution.")
-    stride: int = Field(2, ge=1, le=8, description="Stride of the stem convolution.")
+    width: int | None = Field(
+        None,
+        ge=1,
+        le=1 << 14,
+        description="Inner width of a deep stem (timm's stem_width); default out_channels / 2.",
+    )
+    kernel_size: int = Field(7, ge=1, le=15, description="Kernel of a plain stem's convolution.")
+    stride: int = Field(2, ge=1, le=8, description="Stride of the stem's (first) convolution.")
     pool: Literal["max", "avg", "none"] = Field(
         "max", description="3x3 stride-2 pooling after the stem (none for small images)."
     )
@@ -77,8 +95,10 @@ class Stages(_Model):
         description="Replace the stage's stride by dilation (torchvision's "
         "replace_stride_with_dilation, one flag per stage).",
     )
-    attention: f.Attention | list[f.Attention] = Field(
-        "none", description="Attention inside each block: none, se, sk or cbam."
+    attention: str | list[str] = Field(
+        "none",
+        description="Attention inside each block: none, sk, or an attention kind (se, se_conv, "
+        "eca, cbam, a plugin's).",
     )
     attention_reduction: int = Field(16, ge=1, description="Reduction ratio of the attention.")
     expansion: int | None = Field(
@@ -90,6 +110,17 @@ class Stages(_Model):
     zero_init_last: bool = Field(
         False,
         description="Zero the last BN of each residual branch (torchvision's zero_init_residual).",
+    )
+    avg_down: bool = Field(
+        False,
+        description="Average-pool shortcuts in strided blocks (ResNet-D; timm's avg_down).",
+    )
+    drop_path_rate: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Stochastic depth of the last block; block i of n drops its branch with "
+        "probability rate * i / (n - 1), as timm's drop_path_rate.",
     )
     block_args: dict[str, Any] = Field(
         default_factory=dict, description="Further fields given to every block of every stage."
@@ -115,6 +146,43 @@ class Vgg(_Model):
     norm: Literal["batch", "none"] = Field("none", description="Batch norm after each conv.")
     kernel_size: int = Field(3, ge=1, le=15, description="Conv kernel size (padding keeps size).")
     activation: f.Activation = Field("relu", description=f.ACT_DOC)
+
+
+class BlockStages(_Model):
+    """Stages of blocks written as siblings, like timm's EfficientNet ``arch_def``.
+
+    ``{name: blocks, block_stages: [...]}`` builds the group ``blocks`` with one group per
+    stage (``blocks.0``, ``blocks.1`` ...) whose blocks are siblings (``blocks.1.0``,
+    ``blocks.1.1`` ...). A stage is an entry or a list of entries; an entry is a block's
+    fields plus ``block`` (its kind, else ``defaults.block``) and ``repeat`` (copies, default
+    1), e.g. ``{block: mb_conv, repeat: 2, stride: 2, out_channels: 24, se: 0.25}``. Only a
+    stage's first block keeps its ``stride``; the copies after it get 1. The model's
+    ``depth_multiple`` scales each stage's total repeats (rounded per ``depth_rounding``) and
+    shares them among its entries from the last, as timm's ``_scale_stage_depth`` does; its
+    ``width_multiple`` and ``round_channels`` scale the channels as for every block (with
+    ``round_channels: 8``, timm's ``round_chs_fn``). The short form is the list of stages.
+    """
+
+    stages: list[Any] = Field(
+        min_length=1, max_length=64, description="The stages: each an entry or a list of them."
+    )
+    defaults: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Fields every entry gets unless it sets them, where its block has the "
+        "field (`block` too), e.g. {block: mb_conv, expand_ratio: 6, se: 0.25}.",
+    )
+    depth_rounding: Literal["ceil", "round"] = Field(
+        "ceil",
+        description="How a stage's scaled depth rounds: ceil (EfficientNet, timm's default "
+        "depth_trunc) or round (at least 1; MixNet-M/L/XL).",
+    )
+    drop_path_rate: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Stochastic depth rising linearly over the blocks: block i of n gets "
+        "drop_path rate * i / n (timm's EfficientNet schedule).",
+    )
 
 
 class Template(_Model):
@@ -154,7 +222,7 @@ class SpecDocument(_Model):
         "default",
         description="Weight initialisation scheme: default "
         "(PyTorch's), kaiming (ResNet), vgg, mobilenet, googlenet, "
-        "inception, unet.",
+        "inception, unet, efficientnet (timm's EfficientNet / MixNet / MobileNetV2).",
     )
     width_multiple: float = Field(
         1.0, gt=0, le=16, description="Scales every channel-count field of every block."
@@ -192,6 +260,8 @@ LAYER_META = {
     "aux": "An auxiliary output (e.g. GoogLeNet's aux heads): computed and returned only in "
     "training mode.",
     "layers": "A nested group of layers, built as one submodule.",
+    "fixed_width": "true: the model's width_multiple leaves the channels of this layer (and "
+    "of the layers inside it) as written, as timm keeps MixNet's 1536-channel head.",
     "block": "The block as a value: a block or template name, or a one-entry mapping like "
     "{conv: 64}; `{block: {conv: 64}}` is `{conv: 64}`. A search choice over blocks goes here.",
 }

@@ -32,8 +32,10 @@ def apply_overrides(raw: dict, overrides: Mapping[str, Any]) -> dict:
             size = [value, value] if isinstance(value, int) else list(value)
             out["input"] = [*(out.get("input") or [3, 224, 224])[:1], *size]
             continue
+        # "layers.1.conv.out_channels" or, as errors print paths, "layers[1].conv.out_channels"
+        parts = dotted.replace("[", ".").replace("]", "").split(".")
         keys: tuple[Any, ...] = ALIASES.get(dotted) or tuple(
-            int(k) if k.lstrip("-").isdigit() else k for k in dotted.split(".")
+            int(k) if k.lstrip("-").isdigit() else k for k in parts
         )
         if dotted in ALIASES and "input" not in out:
             out["input"] = [3, 224, 224]

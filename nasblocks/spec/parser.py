@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from nasblocks.blocks._shapes import make_divisible
 from nasblocks.errors import RegistryError, SpecError, YamlPath
 from nasblocks.registry import BlockSpec, get_block, is_block, suggest
+from nasblocks.spec.block_stages import block_stage_items
 from nasblocks.spec.located import pydantic_error
 from nasblocks.spec.models import LAYER_META, SpecDocument
 from nasblocks.spec.names import MAX_LAYERS, check_name
@@ -33,10 +34,11 @@ class Parser:
         self.templates = doc.templates
         self.using: list[str] = []  # templates being expanded, outermost first
         self.parsed = 0  # layer entries read, templates expanded (bounded by MAX_LAYERS)
+        self.fixed_width = False  # inside a `fixed_width: true` layer: widths as written
         for tname in self.templates:
             where = ("templates", tname)
             check_name(tname, where, "template name")
-            if tname == "vgg" or is_block(tname):
+            if tname in ("vgg", "block_stages") or is_block(tname):
                 raise SpecError(f"template {tname!r} has the name of a block; rename it", where)
             for pname in self.templates[tname].params:
                 check_name(pname, (*where, "params", pname), "template parameter")
@@ -60,7 +62,7 @@ class Parser:
     def scale_width(self, spec: BlockSpec) -> BlockSpec:
         wm = self.doc.width_multiple
         fields = [n for n in type(spec).width_fields if getattr(spec, n, None)]
-        if wm == 1.0 or not fields:
+        if wm == 1.0 or not fields or self.fixed_width:
             return spec
         update = {
             n: make_divisible(
@@ -82,8 +84,10 @@ class Parser:
             raise SpecError(f"{len(items):,} layers; a network has at most {MAX_LAYERS:,}", path)
         out: list[Layer] = []
         seen: dict[str, int] = {}
+        outer = self.fixed_width
         for i, item in enumerate(items):
             layer = self.layer(item, (*path, i), i)
+            self.fixed_width = outer  # a layer's fixed_width covers it and its children only
             if layer.name in seen:
                 raise SpecError(
                     f"duplicate layer name {layer.name!r} (also layer {seen[layer.name]})",
@@ -121,6 +125,10 @@ class Parser:
         aux = meta.get("aux", False)
         if not isinstance(aux, bool):
             raise SpecError("aux is true or false", (*path, "aux"))
+        fixed = meta.get("fixed_width", False)
+        if not isinstance(fixed, bool):
+            raise SpecError("fixed_width is true or false", (*path, "fixed_width"))
+        self.fixed_width = self.fixed_width or fixed
         inputs = self.inputs(meta.get("from", -1), (*path, "from"))
 
         if "layers" in meta:
@@ -140,6 +148,12 @@ class Parser:
         if kind == "vgg":
             children = self.layers(vgg_items(item[kind], (*at, kind)), (*at, kind))
             return Layer(name, None, children, inputs, 1, aux, path)
+        if kind == "block_stages":
+            if repeat != 1:
+                raise SpecError("block_stages takes `repeat` in each entry", (*path, "repeat"))
+            where = (*at, kind)
+            stages = block_stage_items(item[kind], where, self.doc.depth_multiple, self.substitute)
+            return Layer(name, None, self.layers(stages, where), inputs, 1, aux, path)
         if kind in self.templates:
             children = self.template(str(kind), item[kind], (*at, kind))
             return Layer(
@@ -185,10 +199,16 @@ class Parser:
             raise SpecError(f"{kind} takes {cls.arity} inputs, got {len(inputs)}", (*path, "from"))
         if cls.arity == 1 and len(inputs) != 1:
             raise SpecError(f"{kind} takes one input, got {len(inputs)}", (*path, "from"))
-        spec = self.block(cls, params, (*at, kind))
+        spec = self.block(cls, params, (*at, kind), field_paths)
         return Layer(name, spec, None, inputs, self.scaled_repeat(repeat), aux, path, field_paths)
 
-    def block(self, cls: type[BlockSpec], params: dict, path: YamlPath) -> BlockSpec:
+    def block(
+        self,
+        cls: type[BlockSpec],
+        params: dict,
+        path: YamlPath,
+        field_paths: dict[str, YamlPath] | None = None,
+    ) -> BlockSpec:
         params = self.substitute(params, path)
         for key, value in self.defaults.items():
             if key in cls.model_fields and key not in params:
@@ -198,6 +218,10 @@ class Parser:
         try:
             spec = cls.model_validate(params)
         except ValidationError as e:
+            error = pydantic_error(e, (), cls)
+            if error.path and str(error.path[0]) in (field_paths or {}):  # sugar wrote it
+                assert field_paths is not None
+                raise SpecError(error.message, field_paths[str(error.path[0])]) from None
             raise pydantic_error(e, path, cls) from None
         return self.scale_width(spec)
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from nasblocks.registry import block_names, get_block
-from nasblocks.spec.models import LAYER_META, SpecDocument, Vgg
+from nasblocks.spec.models import LAYER_META, BlockStages, SpecDocument, Vgg
 
 
 def layer_model() -> type[BaseModel]:
@@ -21,7 +21,12 @@ def layer_model() -> type[BaseModel]:
         "repeat": (int | None, Field(None, ge=1, description=LAYER_META["repeat"])),
         "aux": (bool | None, Field(None, description=LAYER_META["aux"])),
         "layers": (list[Any] | None, Field(None, description=LAYER_META["layers"])),
+        "fixed_width": (bool | None, Field(None, description=LAYER_META["fixed_width"])),
         "vgg": (Vgg | list[int | Literal["M", "A"]] | None, Field(None, description=Vgg.__doc__)),
+        "block_stages": (
+            BlockStages | list[Any] | None,
+            Field(None, description=BlockStages.__doc__),
+        ),
     }
     for name in block_names():
         cls = get_block(name)

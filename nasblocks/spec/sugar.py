@@ -54,19 +54,11 @@ def expand_stages(doc: SpecDocument) -> list[Generated]:
     assert st is not None
     n = len(st.layers)
     stem = doc.stem or _default_stem()
+    activation = doc.defaults.activation or "relu"
     stem_items: list[dict[str, Any]] = [
-        {
-            "name": "conv1",
-            "conv2d": {
-                "out_channels": stem.out_channels,
-                "kernel_size": stem.kernel_size,
-                "stride": stem.stride,
-                "padding": stem.kernel_size // 2,
-                "bias": False,
-            },
-        },
+        {"name": "conv1", **_stem_conv(stem, activation)},
         {"name": "bn1", "batchnorm": None},
-        {"name": "relu", doc.defaults.activation or "relu": None},
+        {"name": "relu", activation: None},
     ]
     stem_at: dict[str, YamlPath] = {"": ("stem",)}
     items: list[Any] = [Generated(item, stem_at) for item in stem_items]
@@ -98,6 +90,8 @@ def expand_stages(doc: SpecDocument) -> list[Generated]:
             "so it cannot form stages",
             ("stages", "block"),
         )
+    depths = [max(0, scaled_depth(d, doc.depth_multiple)) for d in st.layers]
+    total_blocks, index = sum(depths), 0
     dilation = 1
     for s in range(n):
         blocks = []
@@ -106,7 +100,9 @@ def expand_stages(doc: SpecDocument) -> list[Generated]:
         if dilate[s]:
             dilation *= stride
             stride = 1
-        for b in range(max(0, scaled_depth(st.layers[s], doc.depth_multiple))):
+        for b in range(depths[s]):
+            drop = st.drop_path_rate * index / max(1, total_blocks - 1)
+            index += 1
             params: dict[str, Any] = {
                 width_key: widths[s],
                 "stride": stride if b == 0 else 1,
@@ -122,6 +118,8 @@ def expand_stages(doc: SpecDocument) -> list[Generated]:
                 ),
                 "expansion": (st.expansion, ("stages", "expansion")),
                 "zero_init_last": (st.zero_init_last, ("stages", "zero_init_last")),
+                "avg_down": (st.avg_down, ("stages", "avg_down")),
+                "drop_path": (drop, ("stages", "drop_path_rate")),
                 "dilation": (dilation, ("stages", "dilate")),
                 "first_dilation": (
                     previous_dilation if b == 0 else None,
@@ -156,12 +154,45 @@ def expand_stages(doc: SpecDocument) -> list[Generated]:
     return items
 
 
+def _stem_conv(stem: Any, activation: str) -> dict[str, Any]:
+    """``conv1``: one conv, or (deep stems) a group of three 3x3 convs, the first strided."""
+
+    def conv(out: int, k: int, stride: int) -> dict[str, Any]:
+        return {
+            "conv2d": {
+                "out_channels": out,
+                "kernel_size": k,
+                "stride": stride,
+                "padding": k // 2,
+                "bias": False,
+            }
+        }
+
+    if stem.type == "plain":
+        return conv(stem.out_channels, stem.kernel_size, stem.stride)
+    width = stem.width or max(1, stem.out_channels // 2)
+    first = 3 * (width // 4) if stem.type == "deep_tiered" else width
+    if first < 1:
+        raise SpecError(f"a deep_tiered stem of width {width} has no channel", ("stem", "width"))
+    norm_act = ["batchnorm", activation]
+    layers = [
+        conv(first, 3, stem.stride),
+        *norm_act,
+        conv(width, 3, 1),
+        *norm_act,
+        conv(stem.out_channels, 3, 1),
+    ]
+    return {"layers": layers}
+
+
 _STAGE_NEUTRAL: dict[str, Any] = {
     "groups": 1,
     "width_per_group": 64,
     "attention": "none",
     "attention_reduction": 16,
     "zero_init_last": False,
+    "avg_down": False,
+    "drop_path": 0.0,
     "dilation": 1,
     "first_dilation": 1,
 }

@@ -190,9 +190,8 @@ def test_cbam_bottleneck_sits_before_the_addition() -> None:
         out = block.relu(block.bn1(block.conv1(x)))
         out = block.relu(block.bn2(block.conv2(out)))
         out = block.bn3(block.conv3(out))
-        torch.testing.assert_close(block(x), F.relu(block.cbam(out) + x))
-    assert any(k.startswith("cbam.channel_attention") for k in block.state_dict())
-    assert isinstance(block.se, nn.Identity)
+        torch.testing.assert_close(block(x), F.relu(block.se(out) + x))
+    assert any(k.startswith("se.channel_attention") for k in block.state_dict())
 
 
 def test_sk_bottleneck_makes_conv2_a_strided_skconv() -> None:

@@ -106,6 +106,7 @@ def test_every_preset_loads_and_plans_at_its_default_input() -> None:
     torchvision_nets |= {"resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d",
                          "wide_resnet50_2", "wide_resnet101_2"}  # fmt: skip
     seed_nets = {"zfnet", "mnist_cnn", "cifar_net", "vgg_cifar", "sknet50", "unet"}
+    seed_nets |= {"mnist_fc", "shake_resnet26_2x32d"}
     seed_nets |= {f"se_resnet{d}" for d in (18, 34, 50, 101, 152)}
     assert torchvision_nets | seed_nets <= set(names)
     assert torchvision_nets <= set(torchvision.models.list_models())

@@ -62,6 +62,24 @@ def test_mnist_cnn_counts_and_computes_like_seed_001() -> None:
     torch.testing.assert_close(model(x), y)
 
 
+def test_mnist_fc_counts_and_computes_like_seed_001() -> None:
+    # FC2Layer(input_size=784, n_hidden=8, output_size=10): Linear 784 -> 8, ReLU, 8 -> 8,
+    # ReLU, 8 -> 10, LogSoftmax = 6280 + 72 + 90 = 6442, about mnist_cnn's 6422.
+    expected = linear(784, 8) + linear(8, 8) + linear(8, 10)
+    assert n_params("mnist_fc") == expected == 6442
+    assert n_params("mnist_fc", **{"vars.n_hidden": 100}) == (
+        linear(784, 100) + linear(100, 100) + linear(100, 10)
+    )
+    model = nasblocks.build("mnist_fc").eval()
+    w = model.state_dict()  # the seed's nn.Sequential keys: network.0, .2, .4
+    assert list(w) == [f"network.{i}.{p}" for i in (0, 2, 4) for p in ("weight", "bias")]
+    x = torch.randn(3, 1, 28, 28)
+    y = F.relu(F.linear(x.view(-1, 784), w["network.0.weight"], w["network.0.bias"]))
+    y = F.relu(F.linear(y, w["network.2.weight"], w["network.2.bias"]))
+    y = F.log_softmax(F.linear(y, w["network.4.weight"], w["network.4.bias"]), dim=1)
+    torch.testing.assert_close(model(x), y)
+
+
 def test_cifar_net_counts_and_computes_like_seed_001() -> None:
     # Net(): conv1 3->6 5x5, conv2 6->16 5x5, fc1 16*5*5 -> 120, fc2 -> 84, fc3 -> 10:
     # 456 + 2416 + 48120 + 10164 + 850 = 62006.

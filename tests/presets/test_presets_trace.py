@@ -30,6 +30,8 @@ SMALL = {  # preset -> overrides giving a small but valid input
     "inception_v3": {"input_size": [96, 96], "outputs": ["fc"]},
     "unet": {"input_size": [32, 64]},
     "mnist_cnn": {},
+    "mnist_fc": {},
+    "shake_resnet26_2x32d": {},
     "vgg_cifar": {},
 }
 

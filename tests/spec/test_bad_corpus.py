@@ -212,6 +212,24 @@ CASES = [
     ("stages-layers-negative", T + "stages: {block: basic, layers: [-1], widths: [8]}\n"),
     ("vgg-bad-cfg", L("vgg: [64, X, 128]")),
     ("vgg-empty-cfg", L("vgg: []")),
+    # -- timm-style ResNet options ----------------------------------------------------------
+    ("stem-type-unknown", R + "stem: {type: deeep}\n"),
+    ("stem-tiered-no-width", R + "stem: {type: deep_tiered, width: 2}\n"),
+    ("attention-unknown", R.replace("widths: [8]", "widths: [8], attention: sse")),
+    ("attention-not-a-role", R.replace("widths: [8]", "widths: [8], attention: conv")),
+    ("attention-list-unknown", L("basic: {channels: 3, attention: ecca}")),
+    ("avg-down-dilated", L("conv: 8", "bottleneck: {channels: 2, avg_down: true, dilation: 2}")),
+    ("drop-path-rate-one", R.replace("widths: [8]", "widths: [8], drop_path_rate: 1.0")),
+    ("eca-even-kernel", L("conv: 8", "eca: {kernel_size: 4}")),
+    (
+        "multiply-no-broadcast",
+        L(
+            "{name: a, conv: 8}",
+            "global_avgpool: {flatten: false}",
+            "conv: 4",
+            "multiply: [-1, a]",
+        ),
+    ),
 ]
 
 # the YAML path: one token, an odd key quoted as JSON (outputs["bad name"])
