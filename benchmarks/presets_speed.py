@@ -58,21 +58,30 @@ def _step(
     return run
 
 
-def reference(name: str) -> nn.Module:
-    """torchvision's network of that name, else timm's (random init)."""
+def references(name: str) -> list[nn.Module]:
+    """torchvision's network of that name, then timm's (random init), whichever exist."""
+    found = []
     if hasattr(torchvision.models, name):
         kwargs = {"init_weights": True} if name in ("googlenet", "inception_v3") else {}
-        return getattr(torchvision.models, name)(**kwargs)
+        found.append(getattr(torchvision.models, name)(**kwargs))
     import timm
 
-    return timm.create_model(name)
+    if timm.is_model(name):
+        found.append(timm.create_model(name))
+    return found
 
 
 def pair(name: str, size: int, device: torch.device) -> tuple[nn.Module, nn.Module]:
-    theirs = reference(name)
+    """(reference, ours) with the same weights: the first reference whose state dict loads
+    strictly (torchvision's and timm's efficientnet_b0 differ; the preset is timm's)."""
     ours = nasblocks.build(name, input_size=size)
-    ours.load_state_dict(theirs.state_dict(), strict=True)
-    return theirs.to(device).train(), ours.to(device).train()
+    for theirs in references(name):
+        try:
+            ours.load_state_dict(theirs.state_dict(), strict=True)
+        except RuntimeError:
+            continue
+        return theirs.to(device).train(), ours.to(device).train()
+    raise SystemExit(f"{name}: neither torchvision nor timm has a network whose weights fit")
 
 
 def measure(name: str, args: argparse.Namespace, device: torch.device) -> dict[str, float]:

@@ -10,6 +10,7 @@ and says how to resume. Ctrl-C exits with 130.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from nasblocks.cli.main import add_command
@@ -123,9 +124,30 @@ def run(args) -> int:
     overrides = overrides_from_args(args, section)
     try:
         space = load_space(args.space, overrides)
+    except SpecError as e:
+        raise blame_flags(e, flag_sources(args), positions) from None
+    if not space.nodes:
+        from nasblocks.errors import SearchError
+
+        raise SearchError(
+            f"{args.space}: nothing to search: the file has no search node ({{choice: ...}}, "
+            f"{{int: ...}}, {{float: ...}}); to train this one network, run "
+            f"`nasblocks train {args.space}`"
+        )
+    try:
         _search(space, args)
     except SpecError as e:
         raise blame_flags(e, flag_sources(args), positions) from None
+    except KeyboardInterrupt:
+        from nasblocks.search.run import default_out
+
+        out = args.out or default_out(space)
+        print(
+            f"interrupted: the finished trials are kept in {out}; run the same command again "
+            "to resume",
+            file=sys.stderr,
+        )
+        return 130
     return 0
 
 
@@ -261,7 +283,7 @@ def register(sub) -> None:
         action="append",
         default=[],
         metavar="PATH=VALUE",
-        help="override any value of the space, e.g. stages.block=basic or "
+        help="override any value of the space, e.g. stem.kernel_size=3 or "
         "search.budget.epochs=5 (repeatable)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")

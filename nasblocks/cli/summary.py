@@ -9,18 +9,15 @@ from nasblocks.errors import SpecError
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
-    """``3x224x224`` (or ``224x224``, ``224``) -> ``(3, 224, 224)`` (C defaults to 3)."""
-    try:
-        dims = tuple(int(d) for d in text.lower().replace(",", "x").split("x"))
-    except ValueError:
-        dims = ()
-    if not dims or any(d < 1 for d in dims) or len(dims) > 3:
-        raise SpecError(f"--input expects CxHxW like 3x224x224, got {text!r}", ("--input",))
-    if len(dims) == 1:
-        dims = (3, dims[0], dims[0])
-    elif len(dims) == 2:
-        dims = (3, *dims)
-    return dims
+    """``3x224x224`` -> ``(3, 224, 224)``: exactly three positive sizes, channels first (a
+    short form like ``3x64`` is ambiguous, so it is refused rather than guessed)."""
+    parts = text.lower().split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise SpecError(
+            f"--input expects CxHxW with three positive sizes, like 3x224x224; got {text!r}",
+            ("--input",),
+        )
+    return tuple(int(p) for p in parts)
 
 
 def overrides_from(args) -> dict:

@@ -13,6 +13,9 @@ def run(args) -> int:
 
     failed = 0
     for file in args.files:
+        if _is_space(file):
+            failed += _validate_space(file, args.quiet)
+            continue
         try:
             spec = load_spec(file)
             net_plan = plan(spec)
@@ -28,6 +31,79 @@ def run(args) -> int:
                 f"{size})"
             )
     return 2 if failed else 0
+
+
+def _is_space(file: str) -> bool:
+    """A search space: a ``search:`` section or a search node anywhere (a file that cannot be
+    read is left to the spec path, which reports it)."""
+    from nasblocks.errors import SpecError
+    from nasblocks.space.nodes import contains_node
+    from nasblocks.spec.yamlio import load_yaml
+
+    try:
+        raw, _ = load_yaml(file)
+    except (SpecError, OSError):
+        return False
+    return isinstance(raw, dict) and ("search" in raw or contains_node(raw))
+
+
+def _validate_space(file: str, quiet: bool) -> int:
+    """Check a space's nodes and settings, then build (shape-check) its networks: errors for
+    options that never build, a warning when some networks do not. 1 if it failed."""
+    from nasblocks.analysis import human
+    from nasblocks.errors import NasBlocksError, SpecError
+    from nasblocks.search.run import check_space, data_info, table_info
+    from nasblocks.search.survey import shown, survey
+    from nasblocks.space import load_space
+    from nasblocks.train.handle import DataHandle
+
+    try:
+        space = load_space(file)
+        settings = space.settings
+        if settings.evaluate is not None:
+            info = table_info(space)
+        else:
+            info = data_info(space, DataHandle.from_settings(settings.data, settings.seed))
+        check_space(space, info)
+        result = survey(space, info)
+    except NasBlocksError as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    for dead in result.dead:
+        label = dead.node.labels[dead.index]
+        where = (*dead.node.path, "choice", dead.index)
+        message = (
+            f"{dead.node.name}={label} never builds ({dead.tried} of {dead.tried} networks "
+            f"with it fail): {dead.reason}"
+        )
+        print(str(space.locate(SpecError(message, where))), file=sys.stderr)
+    if result.dead:
+        return 1
+    for reason, n in result.failures.most_common():
+        example = shown(result.examples[reason])
+        print(
+            f"{file}: warning: {n} of {result.tried} networks do not build: {reason} "
+            f"(e.g. {example})",
+            file=sys.stderr,
+        )
+    if not quiet:
+        how = "all" if result.exhaustive else "a sample of"
+        size = (
+            f"{result.size:,} networks"
+            if result.size is not None
+            else "continuous"
+            if result.combinations is None
+            else f"up to {result.combinations:,} combinations"
+        )
+        params = ""
+        if result.params is not None:
+            low, high = result.params
+            params = f", {human(low)}-{human(high)} params"
+        print(
+            f"{file}: ok (space {space.name}: {size}, {len(space.nodes)} nodes; "
+            f"{result.built} of {how} {result.tried} build{params})"
+        )
+    return 0
 
 
 def _size(net_plan) -> str:
@@ -60,7 +136,7 @@ def register(sub) -> None:
     p = add_command(
         sub,
         "validate",
-        "check spec files: syntax, fields and every shape",
+        "check spec and search-space files: syntax, fields and every shape",
         "nasblocks validate nets/*.yaml",
         run,
     )

@@ -141,6 +141,7 @@ class CSPStage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv_exp(self.conv_down(x))
-        xs, xb = x[:, : self.split_at], x[:, self.split_at :]
+        halves = torch.split(x, self.split_at, 1)
+        xs, xb = halves[0], halves[1]
         xb = self.conv_transition_b(self.blocks(xb))
         return self.conv_transition(torch.cat([xs, xb], dim=1))

@@ -59,15 +59,14 @@ class Res2NetBottleneck(_ResNetBlock):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))  # (B, width * scale, H, W)
-        w = self.width
+        parts = torch.split(out, self.width, 1)  # one split: its backward is one concat
         outs = []
-        sp = out[:, :w]
+        sp = parts[0]
         for i, (conv, bn) in enumerate(zip(self.convs, self.bns, strict=True)):
-            part = out[:, i * w : (i + 1) * w]
-            sp = part if i == 0 or self.is_first else sp + part
+            sp = parts[i] if i == 0 or self.is_first else sp + parts[i]
             sp = self.relu(bn(conv(sp)))  # (B, width, H', W')
             outs.append(sp)
         if self.scale > 1:
-            outs.append(self.pool(out[:, (self.scale - 1) * w :]))
+            outs.append(self.pool(parts[self.scale - 1]))
         out = self.bn3(self.conv3(torch.cat(outs, 1)))
         return self._merge(x, out)

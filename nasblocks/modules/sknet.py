@@ -57,7 +57,7 @@ class SelectiveKernel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.split:  # two paths, each on its half of the input
-            halves = (x[:, : self.split], x[:, self.split :])
+            halves = torch.split(x, self.split, 1)
             feats = torch.stack([self.paths[0](halves[0]), self.paths[1](halves[1])], 1)
         else:
             feats = torch.stack([p(x) for p in self.paths], 1)  # (B, paths, C, H', W')

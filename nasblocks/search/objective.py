@@ -135,7 +135,9 @@ class Objective:
             if (
                 result.weights is not None
                 and result.values is not None
-                and results.worth_keeping(trial.study, result.values, trial.number)
+                and results.worth_keeping(
+                    trial.study, result.values, trial.number, result.attrs.get("n_params")
+                )
             ):
                 path = results.save_weights(
                     self.out, trial.study.study_name, trial.number, result.weights

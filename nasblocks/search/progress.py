@@ -54,6 +54,7 @@ class Progress:
         self.start_time = time.perf_counter()
         self.done_at_start = 0
         self.done = 0
+        self.trained = 0  # trials of this run that trained (duplicates, infeasible ones: instant)
         self.best: tuple[float, int] | None = None
         self.current = ""
         self.maximize = settings.directions()[0][1] == "maximize"
@@ -132,6 +133,8 @@ class Progress:
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if counts(trial):
             self.done += 1
+        if trial.user_attrs.get("duration_s"):
+            self.trained += 1
         before = self.best
         self._track_best(trial)
         self.current = ""
@@ -193,7 +196,10 @@ class Progress:
         elapsed = time.perf_counter() - self.start_time
         ran = self.done - self.done_at_start
         left = max(0, self.total - self.done)
-        eta = fmt_time(elapsed / ran * left) if ran else "?"
+        # Instant trials (duplicates, infeasible samples) say nothing of a trained one's cost:
+        # no estimate until one has trained, unless every trial is a table lookup.
+        known = ran and (self.trained or self.settings.evaluate is not None)
+        eta = fmt_time(elapsed / ran * left) if known else "?"
         return f"{fmt_time(elapsed)} elapsed, ETA {eta}"
 
     def _refresh(self) -> None:

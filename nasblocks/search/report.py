@@ -46,8 +46,10 @@ def write_report(study: optuna.Study, out: Path) -> Path:
     if front and _plot_pareto(complete, front, names, acc_index, out / "pareto.png"):
         plots.append(("Pareto front", "pareto.png"))
     importances, why = param_importances(study, acc_index)
+    based = min(len(complete), MAX_IMPORTANCE_TRIALS)
     if importances and _plot_importances(importances, out / "importances.png"):
-        plots.append((f"Parameter importances (fANOVA, {score})", "importances.png"))
+        title = f"Parameter importances (fANOVA, {score}, over {based} completed trials)"
+        plots.append((title, "importances.png"))
     elif why:
         notes.append(f"Parameter importances: not computed — {why}.")
 
@@ -67,7 +69,14 @@ def write_report(study: optuna.Study, out: Path) -> Path:
         ]
         lines += _table(front, [f"pareto/trial_{t.number}.yaml" for t in front])
     if importances:
-        lines += ["## Parameter importances", "", "| parameter | importance |", "|---|---:|"]
+        lines += [
+            "## Parameter importances",
+            "",
+            f"fANOVA over {based} completed trials (Optuna's `FanovaImportanceEvaluator`).",
+            "",
+            "| parameter | importance |",
+            "|---|---:|",
+        ]
         lines += [f"| `{k}` | {v:.3f} |" for k, v in importances.items()] + [""]
     lines += _problems(trials)
     storage = run.get("storage", "")
@@ -234,6 +243,7 @@ def _run_info(out: Path) -> dict:
 
 
 MAX_IMPORTANCE_TRIALS = 300  # fANOVA on a seeded sample of this many trials at most
+MIN_IMPORTANCE_TRIALS = 10  # fewer: a ranking of noise, not shown
 
 
 def param_importances(study: optuna.Study, acc_index: int = 0) -> tuple[dict[str, float], str]:
@@ -243,8 +253,11 @@ def param_importances(study: optuna.Study, acc_index: int = 0) -> tuple[dict[str
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if outcomes.feasible(t)
     ]
-    if len(done) < 2:
-        return {}, f"{len(done)} completed trial{'s' if len(done) != 1 else ''}, need 2"
+    if len(done) < MIN_IMPORTANCE_TRIALS:
+        return {}, (
+            f"{len(done)} completed trial{'s' if len(done) != 1 else ''}; a ranking needs "
+            f"at least {MIN_IMPORTANCE_TRIALS}"
+        )
     import random
     import warnings
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -52,16 +53,26 @@ def objective_names(study: optuna.Study) -> list[str]:
     )
 
 
+def tie_key(params: float | None, number: int | None) -> tuple[float, float]:
+    """Of trials with equal objectives the best has fewer parameters, then the lower number
+    (trials of parallel workers end out of order)."""
+    return (math.inf if params is None else params, math.inf if number is None else number)
+
+
+def _tie_key(t: FrozenTrial) -> tuple[float, float]:
+    return tie_key(t.user_attrs.get("n_params"), t.number)
+
+
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
-    """Single objective: Optuna's best (feasible) trial, the lowest-numbered of equals (trials
-    of parallel workers end out of order). Several: the most accurate of the Pareto front."""
+    """Single objective: Optuna's best (feasible) trial; of equals, the one with fewer
+    parameters, then the lowest-numbered (:func:`tie_key`). Several: the most accurate of the
+    Pareto front."""
     try:
         if len(study.directions) == 1:
             best = study.best_trial
             done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            ties = [t for t in done if t.values == best.values and t.number < best.number]
-            feasible = [t for t in ties if outcomes.feasible(t)]
-            return min(feasible, key=lambda t: t.number, default=best)
+            ties = [t for t in done if t.values == best.values and outcomes.feasible(t)]
+            return min(ties, key=_tie_key, default=best)
         front = study.best_trials
     except ValueError:
         return None
@@ -84,9 +95,14 @@ def pareto_trials(study: optuna.Study) -> list[FrozenTrial]:
     return out
 
 
-def worth_keeping(study: optuna.Study, values: list[float], number: int | None = None) -> bool:
-    """Would trial ``number`` with ``values`` be the best (or on the Pareto front) so far?
-    (Of equals, the lowest-numbered is the best, as :func:`best_trial` has it.)"""
+def worth_keeping(
+    study: optuna.Study,
+    values: list[float],
+    number: int | None = None,
+    params: float | None = None,
+) -> bool:
+    """Would trial ``number`` with ``values`` (and ``params`` parameters) be the best (or on the
+    Pareto front) so far? (Of equals, :func:`tie_key` decides, as :func:`best_trial` does.)"""
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     done = [t for t in done if outcomes.feasible(t)]
     signs = [1.0 if d == optuna.study.StudyDirection.MAXIMIZE else -1.0 for d in study.directions]
@@ -94,8 +110,8 @@ def worth_keeping(study: optuna.Study, values: list[float], number: int | None =
     for t in done:
         theirs = [s * v for s, v in zip(signs, t.values, strict=True)]
         if len(values) == 1:
-            earlier = number is None or t.number < number
-            if theirs[0] > mine[0] or (theirs[0] == mine[0] and earlier):
+            before = _tie_key(t) < tie_key(params, number)
+            if theirs[0] > mine[0] or (theirs[0] == mine[0] and before):
                 return False
         elif all(a >= b for a, b in zip(theirs, mine, strict=True)) and theirs != mine:
             return False

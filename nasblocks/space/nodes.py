@@ -212,21 +212,24 @@ def _choice(value: dict, path: YamlPath, name: str, label: str | None, name_of: 
     options = value["choice"]
     if not isinstance(options, list) or not options:
         raise SpecError("choice takes a non-empty list of options", (*path, "choice"))
+    names = value.get("names")
+    if names is not None and not (
+        isinstance(names, list)
+        and len(names) == len(options)
+        and all(isinstance(n, str) and n for n in names)
+    ):
+        raise SpecError(f"names is a list of {len(options)} option names", (*path, "names"))
     compiled = tuple(
-        compile_value(opt, (*path, "choice", i), _nested(name, i, path, name_of))
+        compile_value(
+            opt,
+            (*path, "choice", i),
+            _nested(name, i, path, name_of, names[i] if names is not None else None),
+        )
         for i, opt in enumerate(options)
     )
-    names = value.get("names")
-    if names is not None:
-        if not (
-            isinstance(names, list)
-            and len(names) == len(options)
-            and all(isinstance(n, str) and n for n in names)
-        ):
-            raise SpecError(f"names is a list of {len(options)} option names", (*path, "names"))
-        labels: list[Scalar] = list(names)
-    else:
-        labels = [_label(opt, i) for i, opt in enumerate(options)]
+    labels: list[Scalar] = (
+        list(names) if names is not None else [_label(opt, i) for i, opt in enumerate(options)]
+    )
     seen: dict[Any, int] = {}
     for i, lab in enumerate(labels):
         key = (type(lab).__name__, lab)
@@ -238,14 +241,19 @@ def _choice(value: dict, path: YamlPath, name: str, label: str | None, name_of: 
     return Choice(name, path, compiled, tuple(labels), label)
 
 
-def _nested(parent: str, index: int, parent_path: YamlPath, name_of: NameFn) -> NameFn:
-    """Names of nodes inside alternative ``index`` of a choice named ``parent``."""
+def _nested(
+    parent: str, index: int, parent_path: YamlPath, name_of: NameFn, option: str | None = None
+) -> NameFn:
+    """Names of nodes inside alternative ``index`` of a choice named ``parent``: by the
+    option's name when the choice has ``names`` (``stages.bottleneck.groups``), else by its
+    index (``stages.choice[1].groups``)."""
     base = (*parent_path, "choice", index)
+    prefix = (parent, option) if option is not None else (parent, "choice", index)
 
     def name(path: YamlPath, label: str | None) -> str:
         if label is not None:
             return name_of(path, label)
-        return format_path((parent, "choice", index, *path[len(base) :]))
+        return format_path((*prefix, *path[len(base) :]))
 
     return name
 

@@ -193,3 +193,34 @@ def test_commands_register_without_importing_torch_or_optuna():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_the_set_examples_of_search_help_apply_to_the_shipped_space(capsys):
+    import re
+    from pathlib import Path
+
+    from nasblocks.cli.main import main
+    from nasblocks.space import load_space
+    from nasblocks.spec.overrides import parse_assignment
+
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    examples = re.search(r"override any value of the space, e\.g\. (\S+) or (\S+)", text)
+    assert examples, text
+    space_file = Path(__file__).parents[2] / "search_spaces" / "resnet_like.yaml"
+    overrides = dict(parse_assignment(e) for e in examples.groups())
+    space = load_space(space_file, overrides)  # applies as written
+    assert "stem.kernel_size" not in {n.name for n in space.nodes}
+    assert space.settings.budget.epochs == 5
+
+
+def test_parameter_names_inside_named_alternatives_are_yaml_like():
+    from pathlib import Path
+
+    from nasblocks.space import load_space
+
+    space = load_space(Path(__file__).parents[2] / "search_spaces" / "resnet_like.yaml")
+    names = {n.name for n in space.nodes}
+    assert {"stages.bottleneck.groups", "stages.bottleneck.width_per_group"} <= names
+    assert not any("choice[" in n for n in names)

@@ -116,7 +116,7 @@ def test_parameters_are_the_spaces_nodes_conditionals_included(asha_run):
     for t in asha_run.study.trials:
         assert set(t.params) <= names
         kinds.add(t.params["stages"])
-        groups = "stages.choice[1].groups" in t.params
+        groups = "stages.bottleneck.groups" in t.params
         assert groups == (t.params["stages"] == "bottleneck"), t.params
         spec = t.user_attrs["spec"]
         assert spec["stages"]["block"] == t.params["stages"]

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import nasblocks
+from nasblocks.search import results
 from nasblocks.search.engine import search
 from nasblocks.search.report import write_report
 from nasblocks.search.results import load_study
@@ -59,7 +60,7 @@ def test_best_yaml_builds_and_best_pt_loads_into_it(finished):
     model.eval()
     assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 4)
     study = load_study(out)
-    best = study.best_trial
+    best = results.best_trial(study)  # Optuna's best, fewer parameters breaking ties
     assert outcome.best_trial == best.number
     assert nasblocks.load_spec(out / "best.yaml").hash() == best.user_attrs["spec_hash"]
     # only the best trial's weights are kept
@@ -104,8 +105,43 @@ def test_same_seed_same_trials_and_metrics(write_space, tmp_path):
     assert [t.params for t in load_study(other).trials] != [r[0] for r in runs[0]]
 
 
-def test_fewer_than_two_completed_trials_still_give_a_report(write_space, tmp_path):
+def test_too_few_completed_trials_still_give_a_report(write_space, tmp_path):
     path = write_space()
     search(load_space(path, {"search.budget.trials": 1}), out=tmp_path / "one", progress=False)
     text = (tmp_path / "one" / "report.md").read_text()
-    assert "Parameter importances: not computed — 1 completed trial, need 2." in text
+    assert (
+        "Parameter importances: not computed — 1 completed trial; a ranking needs at least 10."
+        in text
+    )
+
+
+def test_importances_say_how_many_trials_they_rest_on(tmp_path):
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    from nasblocks.search.report import param_importances
+
+    study = optuna.create_study(direction="maximize")
+    dist = {"lr": FloatDistribution(0.01, 0.1), "wd": FloatDistribution(0.0, 1.0)}
+    for i in range(12):
+        lr, wd = 0.01 + 0.0075 * i, (i * 7 % 12) / 12
+        params = {"lr": lr, "wd": wd}
+        study.add_trial(create_trial(value=lr, params=params, distributions=dist))
+        imp, why = param_importances(study)
+        if i + 1 < 10:
+            assert imp == {} and why.endswith("a ranking needs at least 10")
+    assert max(imp, key=imp.get) == "lr"  # the value is lr: fANOVA ranks it first
+
+
+def test_best_of_equally_accurate_trials_has_fewer_parameters_then_the_lower_number():
+    import optuna
+    from optuna.trial import create_trial
+
+    study = optuna.create_study(direction="maximize")
+    for value, params in [(0.9, 181_000), (0.8, 10), (0.9, 122_000), (0.9, 122_000)]:
+        study.add_trial(create_trial(value=value, user_attrs={"n_params": params}))
+    assert results.best_trial(study).number == 2  # 122K beats 181K; of the two 122K, the first
+    assert not results.worth_keeping(study, [0.9], 4, params=150_000)
+    assert results.worth_keeping(study, [0.9], 4, params=100_000)
+    assert not results.worth_keeping(study, [0.9], 4, params=122_000)  # a later equal

@@ -296,3 +296,51 @@ def test_a_bad_storage_url_is_one_line_and_exit_2(space_file, tmp_path, capsys):
     assert main(["search", str(space_file), "--out", str(tmp_path / "out"), *flags]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith("cannot open storage 'not a url'"), err
+
+
+def test_ctrl_c_says_how_to_resume(runner, space_file, tmp_path):
+    out = tmp_path / "out"
+    url = f"sqlite:///{out / 'study.db'}"
+    proc = start(runner, space_file, out, EPOCHS="100000", EPOCH_S="0.05")
+    try:
+        wait_for(proc, lambda: running_with_epochs(url), "a running trial")
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+        err = proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stderr.close()
+    assert proc.returncode == 130, err
+    assert f"the finished trials are kept in {out}; run the same command again" in err
+    assert "Traceback" not in err
+
+
+def test_search_refuses_a_spec_without_search_nodes(tmp_path, capsys):
+    from nasblocks.cli.main import main
+
+    spec = tmp_path / "net.yaml"
+    spec.write_text("name: net\ninput: [1, 8, 8]\nlayers:\n  - conv: 4\n")
+    assert main(["search", str(spec), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no search node" in err
+    assert f"nasblocks train {spec}" in err
+    assert not (tmp_path / "out").exists()  # nothing was created
+
+
+def test_eta_waits_for_a_trained_trial(space_file):
+    """Duplicates and infeasible samples end at once: an ETA from them alone would promise
+    seconds for a search of minutes."""
+    import io
+
+    from optuna.trial import create_trial
+
+    from nasblocks.search.progress import Progress
+
+    show = Progress(8, "space", load_space(space_file).settings, stream=io.StringIO())
+    instant = create_trial(value=0.5, user_attrs={"duration_s": 0.0, "val_acc": 0.5})
+    show(None, instant)  # type: ignore[arg-type]
+    assert show.done == 1 and show._time_text().endswith("ETA ?")
+    show.start_time -= 60  # a minute has passed
+    show(None, create_trial(value=0.6, user_attrs={"duration_s": 59.0, "val_acc": 0.6}))
+    assert show._time_text() == "1m00s elapsed, ETA 3m00s"  # 6 left at 30 s per trial so far

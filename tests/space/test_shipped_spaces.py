@@ -63,8 +63,8 @@ def test_resnet_like_searches_what_the_issue_lists():
         "blocks3",
         "width1",
         "attention",
-        "stages.choice[1].groups",
-        "stages.choice[1].width_per_group",
+        "stages.bottleneck.groups",
+        "stages.bottleneck.width_per_group",
         "stem.out_channels",
         "train.lr",
     } <= names

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -286,3 +287,20 @@ def test_validate_reports_parameters_and_macs_without_torch(tmp_path):
     # conv 3 -> 8, 3x3, no bias (a BN follows): 216 weights + 16 BN; 216 x 16 x 16 MACs
     assert first.endswith("3x16x16 -> 8x16x16, 232 params, 55.30K MACs)"), first
     assert "at least" in second and "sk counted by `nasblocks summary`" in second
+
+
+@pytest.mark.parametrize("shape", ["3x64", "64", "3x64x0", "3x64x64x2", "3x6a4x64", "3,64,64"])
+def test_summary_input_is_strictly_c_h_w(shape, capsys):
+    assert main(["summary", "resnet18", "--input", shape]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--input expects CxHxW" in err and repr(shape) in err
+
+
+def test_summary_input_sets_the_shape(capsys):
+    assert main(["summary", "resnet18", "--input", "3x64x64", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["input_shape"] == [3, 64, 64] and result["layers"][0]["out_shape"] == [
+        64,
+        32,
+        32,
+    ]

@@ -1,0 +1,43 @@
+"""What the commands write by default is ignored by git, and the package installs quietly."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from nasblocks.search.run import default_out
+from nasblocks.space import load_space
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _ignored(path: Path) -> bool:
+    proc = subprocess.run(
+        ["git", "check-ignore", "-q", str(path)], cwd=ROOT, capture_output=True, timeout=30
+    )
+    return proc.returncode == 0
+
+
+@pytest.mark.skipif(
+    shutil.which("git") is None or not (ROOT / ".git").exists(), reason="needs a git checkout"
+)
+def test_default_outputs_are_ignored():
+    space = load_space(ROOT / "search_spaces" / "resnet_like.yaml")
+    search_out = ROOT / default_out(space) / "study.db"
+    train_out = ROOT / "experiments" / "train" / "resnet18" / "model.pt"  # cli/train's default
+    assert _ignored(search_out) and _ignored(train_out)
+    assert not _ignored(ROOT / "experiments" / "permutation_ablation.py")
+
+
+def test_license_is_an_spdx_expression():
+    """setuptools >= 77 warns about the table form ``license = {text = ...}`` at every
+    install (PEP 639); the SPDX string form is silent."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "Apache-2.0"
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    assert requires == ["setuptools>=77"]
