@@ -21,18 +21,26 @@ def run(args) -> int:
 
     if args.out:
         check_folder(args.out)
-    config = _config(args)
-    data = DataHandle(dataset=args.dataset, root=args.data_root, seed=config.seed)
+    trial = _search_trial(args)  # a search's output folder (or a file in it): reproduce
+    config = _config(args, trial.train if trial else {})
+    if trial and args.dataset is None:
+        root = {"root": args.data_root} if args.data_root is not None else {}
+        stored = {k: tuple(v) if isinstance(v, list) else v for k, v in trial.data.items()}
+        data = DataHandle(**{**stored, **root})  # (run.json holds its fields, lists for tuples)
+    else:
+        dataset = args.dataset or "digits"
+        data = DataHandle(dataset=dataset, root=args.data_root, seed=config.seed)
     try:
         shape, classes = data.info()
     except DatasetError as e:
         raise NasBlocksError(f"--dataset: {e}") from None
     overrides = dict(assignment(text) for text in args.set)
-    overrides.setdefault("num_classes", classes)
+    if not trial or args.dataset is not None:  # other data: its classes
+        overrides.setdefault("num_classes", classes)
     if args.input_size is not None:
         overrides["input_size"] = args.input_size
     try:
-        spec = load_spec(args.spec, overrides)
+        spec = load_spec(trial.spec if trial else args.spec, overrides)
     except SpecError as e:
         sources = {k: v for k, v in flag_sources(args).items() if v.startswith("--set")}
         if args.input_size is not None:
@@ -59,15 +67,79 @@ def run(args) -> int:
             )
 
     result = fit_and_save(model, splits, config, out, report)
+    recorded = ""
+    if trial:
+        here = result.history[-1]["train_loss"]
+        recorded = (
+            f" (trial {trial.number} of the search: val_acc {trial.val_acc:.4f}, train_loss "
+            f"{trial.train_loss:.4f}; here train_loss {here:.4f})"
+        )
     print(
-        f"{spec.name} on {args.dataset}: val_acc {result.final_val_acc:.4f}, "
-        f"test_acc {result.test_acc:.4f}; wrote {out}/metrics.json, {out}/weights.pt"
+        f"{spec.name} on {data.dataset}: val_acc {result.final_val_acc:.4f}, "
+        f"test_acc {result.test_acc:.4f}{recorded}; wrote {out}/metrics.json, {out}/weights.pt"
     )
     return 0
 
 
-def _config(args):
-    """The training flags as a TrainConfig; a bad value names its flag."""
+class _Trial:
+    """A trained trial of a search: its spec, training settings, data and results."""
+
+    def __init__(self, number: int, attrs: dict, data: dict) -> None:
+        self.number = number
+        self.spec: dict = attrs["spec"]
+        self.train: dict = dict(attrs["train"])
+        self.val_acc = float(attrs["val_acc"])
+        self.train_loss = float(attrs.get("train_loss", float("nan")))
+        self.data = data
+
+
+def _search_trial(args) -> _Trial | None:
+    """``nasblocks train OUT`` / ``OUT/best.yaml`` / ``OUT/pareto/trial_N.yaml`` (with
+    ``--trial N``: any trial): the trial as the search trained it; None for a plain spec."""
+    import json
+
+    from nasblocks.errors import NasBlocksError
+    from nasblocks.search import results
+    from nasblocks.search.folder import RUN_FILE
+
+    path = Path(args.spec)
+    candidates = [path] if path.is_dir() else [path.parent, path.parent.parent]
+    out = next((c for c in candidates if (c / RUN_FILE).is_file()), None)
+    if out is None or (path.is_file() and path.suffix not in (".yaml", ".yml")):
+        if args.trial is not None:
+            raise NasBlocksError(f"--trial: {args.spec} is not a search's output folder")
+        return None
+    if path.is_file() and path.parent == out and path.name != "best.yaml":
+        return None  # another file next to the run (space.yaml ...): a plain spec
+    run = json.loads((out / RUN_FILE).read_text())
+    study = results.load_study(out)
+    if args.trial is not None:
+        found = [t for t in study.get_trials(deepcopy=False) if t.number == args.trial]
+        if not found:
+            raise NasBlocksError(f"--trial: {out} has no trial {args.trial}")
+        t = found[0]
+    elif path.is_file() and path.name.startswith("trial_"):
+        number = int(path.stem.removeprefix("trial_"))
+        t = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+    else:
+        best = results.best_trial(study)
+        if best is None:
+            raise NasBlocksError(f"{out}: no trial has completed yet")
+        t = best
+    attrs = t.user_attrs
+    if "duplicate_of" in attrs:  # trained once, under the original's number
+        t = next(o for o in study.get_trials(deepcopy=False) if o.number == attrs["duplicate_of"])
+        attrs = t.user_attrs
+    if "spec" not in attrs or "train" not in attrs or attrs.get("val_acc") is None:
+        raise NasBlocksError(
+            f"--trial: trial {t.number} of {out} was not trained (nothing to reproduce)"
+        )
+    return _Trial(t.number, attrs, run.get("data") or {})
+
+
+def _config(args, base: dict):
+    """The training flags over ``base`` (a trial's settings) as a TrainConfig; a bad value
+    names its flag."""
     from pydantic import ValidationError
 
     from nasblocks.errors import NasBlocksError
@@ -84,8 +156,11 @@ def _config(args):
         "seed": args.seed,
         "max_train_batches": args.max_train_batches,
     }
+    given = {k: v for k, v in fields.items() if v is not None}
+    if not base:
+        given = {"epochs": 10, "seed": 0, **given}
     try:
-        return TrainConfig(**{k: v for k, v in fields.items() if v is not None})
+        return TrainConfig(**{**base, **given})
     except ValidationError as e:
         err = e.errors()[0]
         flag = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "settings"
@@ -101,15 +176,20 @@ def register(sub) -> None:
         "nasblocks train experiments/runs/resnet_like/best.yaml --dataset digits --epochs 10",
         run,
     )
-    p.add_argument("spec", metavar="SPEC|PRESET", help="a spec YAML file or a preset name")
+    p.add_argument(
+        "spec",
+        metavar="SPEC|PRESET|OUT",
+        help="a spec YAML file, a preset name, or a search's output folder (or its best.yaml): "
+        "retrains the best trial (or --trial N) with the search's own data and settings",
+    )
+    p.add_argument("--trial", type=int, metavar="N", help="with OUT: retrain trial N")
     p.add_argument(
         "--dataset",
-        default="digits",
         metavar="NAME",
-        help="digits (default), synthetic, cifar10, ..., imagefolder:PATH",
+        help="digits (default; with OUT: the search's), synthetic, cifar10, ..., imagefolder:PATH",
     )
     p.add_argument("--data-root", metavar="DIR", help="where dataset files live")
-    p.add_argument("--epochs", type=int, default=10, metavar="E")
+    p.add_argument("--epochs", type=int, metavar="E", help="default 10 (with OUT: the trial's)")
     p.add_argument("--batch-size", type=int, metavar="B")
     p.add_argument("--lr", type=float)
     p.add_argument("--optimizer", choices=("sgd", "adamw"))
@@ -123,7 +203,7 @@ def register(sub) -> None:
     )
     p.add_argument("--device", choices=("cpu", "cuda", "auto"))
     p.add_argument("--compile", action="store_true", help="compile the model with torch.compile")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help="default 0 (with OUT: the trial's)")
     p.add_argument("--out", metavar="DIR", help="default experiments/train/<spec name>")
     p.add_argument(
         "--set",
