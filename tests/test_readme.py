@@ -96,4 +96,5 @@ def test_python_block_runs(line, body, tmp_path, monkeypatch):
         (tmp_path / "se_resnext_tiny.yaml").symlink_to(
             ROOT / "experiments" / "examples" / "se_resnext_tiny.yaml"
         )
-    exec(compile(body, f"README.md:{line}", "exec"), {"__name__": "readme"})
+    code = body.replace("/tmp/", f"{tmp_path}/")
+    exec(compile(code, f"README.md:{line}", "exec"), {"__name__": "readme"})

@@ -102,8 +102,27 @@ def prepare_run(
         check_table(space)
         return info
     info = data_info(space, data)
+    check_input(space, info)
     check_space(space, info)
     return info
+
+
+def check_input(space: SearchSpace, info: DataInfo) -> None:
+    """A space that writes its ``input`` must take the data's channels: images are resized to
+    the size it writes (an explicit resize), but channels are never invented or dropped."""
+    from nasblocks.space.nodes import contains_node
+
+    given = space.template.get("input")
+    if given is None or contains_node(given) or not isinstance(given, list) or not given:
+        return
+    if given[0] != info.input_shape[0]:
+        shape = "x".join(map(str, info.input_shape))
+        raise space.error(
+            f"the space's input has {given[0]} channels, the data's images are {shape} "
+            f"({space.settings.data.dataset}): write input: [{info.input_shape[0]}, ...] or "
+            "leave `input` out (search.data.input_size resizes)",
+            ("input",),
+        )
 
 
 def table_info(space: SearchSpace) -> DataInfo:

@@ -224,3 +224,19 @@ def test_parameter_names_inside_named_alternatives_are_yaml_like():
     names = {n.name for n in space.nodes}
     assert {"stages.bottleneck.groups", "stages.bottleneck.width_per_group"} <= names
     assert not any("choice[" in n for n in names)
+
+
+def test_a_space_whose_input_channels_do_not_match_the_data_is_refused(tmp_path, capsys):
+    from nasblocks.cli.main import main
+
+    space = tmp_path / "s.yaml"
+    space.write_text(
+        "name: s\ninput: [3, 32, 32]\n"
+        "stem: {out_channels: {choice: [4, 8]}, kernel_size: 3, stride: 1, pool: none}\n"
+        "stages: {block: basic, layers: [1], widths: [8]}\n"
+        "search:\n  data: {dataset: digits}\n"
+    )
+    assert main(["search", str(space), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{space}:2:1: input: the space's input has 3 channels")
+    assert "1x8x8 (digits)" in err and not (tmp_path / "out").exists()
