@@ -14,11 +14,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The whole suite, the tests marked slow included (a few large presets: about half a minute).
 test: $(STAMP)
-	$(BIN)/python -m pytest
-
-test-all: $(STAMP)
 	NASBLOCKS_SLOW=1 $(BIN)/python -m pytest
+
+test-all: test
 
 search: $(STAMP)
 	$(BIN)/nasblocks search search_spaces/resnet_like.yaml

@@ -41,3 +41,32 @@ def test_license_is_an_spdx_expression():
     assert project["license"] == "Apache-2.0"
     requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
     assert requires == ["setuptools>=77"]
+
+
+def test_ray_and_postgres_are_extras_named_in_their_messages(monkeypatch):
+    import sys
+
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not any(d.startswith("ray") for d in project["dependencies"])
+    extras = project["optional-dependencies"]
+    assert extras["ray"] == ["ray[tune]>=2.40"] and extras["postgres"] == ["psycopg2-binary>=2.9"]
+    assert "nasblocks[ray,postgres]" in extras["dev"]  # make install: everything the README uses
+
+    from nasblocks.errors import SearchError
+    from nasblocks.search import ray_backend, storage
+
+    monkeypatch.setitem(sys.modules, "ray.tune", None)  # as if Ray Tune were not installed
+    with pytest.raises(SearchError, match=r"pip install 'nasblocks\[ray\]'"):
+        ray_backend._require_tune()
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name.startswith("psycopg") else real(name, *a),
+    )
+    with pytest.raises(SearchError, match=r"pip install 'nasblocks\[postgres\]'"):
+        storage.with_driver("postgresql://u@h/db")
+    assert storage.with_driver("sqlite:///x.db") == "sqlite:///x.db"

@@ -176,7 +176,9 @@ def _require_tune() -> None:
     try:
         import ray.tune  # noqa: F401  (and its extra dependencies: pandas, pyarrow, fsspec)
     except ImportError as e:
-        raise SearchError(f"the Ray backend needs Ray Tune: pip install 'ray[tune]' ({e})") from e
+        raise SearchError(
+            f"the Ray backend needs Ray Tune: pip install 'nasblocks[ray]' ({e})"
+        ) from e
 
 
 def connect(opts: RayOptions) -> bool:

@@ -174,7 +174,10 @@ def with_driver(url: str) -> str:
     for module in ("psycopg", "psycopg2"):
         if importlib.util.find_spec(module) is not None:
             return f"postgresql+{module}://{rest}"
-    return url
+    raise SearchError(
+        "a PostgreSQL storage needs a driver: pip install 'nasblocks[postgres]' "
+        "(psycopg2-binary)"
+    )
 
 
 def _connect_timeout(url: str) -> dict[str, Any]:
