@@ -168,6 +168,7 @@ def _search(space, args) -> None:
             max_concurrent=args.max_concurrent,
             progress=False if args.quiet else None,
             fresh=args.fresh,
+            ray_verbose=args.ray_verbose,
         )
         return
     from nasblocks.search.engine import search
@@ -287,3 +288,12 @@ def register(sub) -> None:
         "search.budget.epochs=5 (repeatable)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.add_argument(
+        "--ray-verbose",
+        type=int,
+        choices=(0, 1, 2, 3),
+        default=0,
+        metavar="V",
+        help="with --backend ray: Ray Tune's own progress tables (Tune's verbose, 0-3); by "
+        "default they go to OUT/ray/tune.log and nasblocks prints a line per trial",
+    )

@@ -35,12 +35,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
 import logging
 import math
 import os
 import shutil
 import socket
+import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -124,6 +124,7 @@ def search_ray(
     callbacks: Sequence[Any] = (),
     fresh: bool = False,
     trainer: Callable[..., Any] | None = None,
+    ray_verbose: int = 0,
 ) -> SearchOutcome:
     """Run (or resume) the search a space file describes on Ray Tune; results under ``out``.
 
@@ -162,6 +163,7 @@ def search_ray(
         runner = _Rounds(
             space, data, info, out, opts, progress, list(callbacks), trainer or run_trial
         )
+        runner.ray_verbose = ray_verbose
         try:
             records = runner.run()
         finally:
@@ -273,7 +275,8 @@ class _Rounds:
         self.trainer = trainer
         self.settings = space.settings
         self.root = (out / RAY_DIR).resolve()
-        self.verbose = 0 if progress is False else 1
+        self.progress = progress is not False
+        self.ray_verbose = 0  # Tune's own tables (0: none; its output goes to OUT/ray/tune.log)
         self.callbacks = callbacks
         self.threads = self.settings.threads or max(1, int(opts.cpus_per_trial))
         self.connected = self.started = False
@@ -402,14 +405,35 @@ class _Rounds:
             run_config=tune.RunConfig(
                 name=name,
                 storage_path=str(self.root),
-                verbose=self.verbose,
-                callbacks=self.callbacks or None,
+                verbose=self.ray_verbose,
+                callbacks=[*self.callbacks, *self._progress()] or None,
                 failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
                 # one checkpoint per trained trial; keeping one makes Tune save the experiment
                 # state as each trained trial ends, so a crash loses no finished trial
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),
         )
+
+    def _progress(self) -> list[Any]:
+        """nasblocks' own line per finished trial (Tune's tables are off by default)."""
+        if not self.progress:
+            return []
+        from ray import tune
+
+        total = self.settings.budget.trials
+
+        class Lines(tune.Callback):
+            done = 0
+
+            def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info):
+                Lines.done += 1
+                last = trial.last_result or {}
+                acc = last.get("val_acc")
+                shown = f"val_acc {acc:.4f}" if isinstance(acc, float) else last.get("status", "")
+                # sys.stderr at call time (Tune pickles its callbacks: no stream held)
+                print(f"[ray {Lines.done}/{total}] {_trial_name(trial)}: {shown}", file=sys.stderr)
+
+        return [Lines()]
 
     @contextlib.contextmanager
     def _seen(self, index: int, records: list[TrialRecord]):
@@ -441,8 +465,10 @@ class _Rounds:
             with quiet_optuna(), contextlib.ExitStack() as stack, warnings.catch_warnings():
                 # a trial re-run after its worker died reports its epochs again to the searcher
                 warnings.filterwarnings("ignore", "The reported value is ignored", UserWarning)
-                if self.verbose == 0:
-                    stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+                if self.ray_verbose == 0:  # Tune prints its header whatever the verbosity
+                    self.root.mkdir(parents=True, exist_ok=True)
+                    log = stack.enter_context(open(self.root / "tune.log", "a"))
+                    stack.enter_context(contextlib.redirect_stdout(log))  # tables, header
                 tuner.fit()
         finally:
             if before is None:

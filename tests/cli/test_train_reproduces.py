@@ -13,14 +13,26 @@ from nasblocks.search.engine import search
 from nasblocks.search.results import load_study
 from nasblocks.space import load_space
 
+SPACE = """\
+name: tiny
+stem: {out_channels: 4, kernel_size: 3, stride: 1, pool: none}
+stages: {block: basic, layers: [1], widths: [{choice: [4, 8]}]}
+search:
+  data: {dataset: synthetic, synthetic_size: 240, synthetic_shape: [1, 8, 8],
+         synthetic_classes: 4}
+  train: {batch_size: 32, lr: {float: [0.05, 0.2], log: true}, max_train_batches: 3,
+          device: cpu}
+  budget: {trials: 3, epochs: 2}
+  sampler: random
+  pruner: none
+"""
+
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from conftest import _tiny_space
-
     root = tmp_path_factory.mktemp("run")
     path = root / "tiny.yaml"
-    path.write_text(_tiny_space(trials=3, epochs=2))
+    path.write_text(SPACE)
     out = root / "out"
     search(load_space(path), out=out, progress=False)
     return out

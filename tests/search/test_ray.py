@@ -26,6 +26,7 @@ from nasblocks.errors import SearchError
 from nasblocks.search.candidate import DataInfo
 from nasblocks.search.results import load_study
 from nasblocks.space import load_space
+from nasblocks.testing import HashTrainer
 
 ray = pytest.importorskip("ray")
 ray_backend = pytest.importorskip("nasblocks.search.ray_backend")
@@ -325,7 +326,7 @@ def test_bad_options_are_one_line_errors(opts, message, tmp_path, monkeypatch):
 
 def test_missing_ray_is_a_search_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
-    with pytest.raises(SearchError, match=r"pip install 'ray\[tune\]'"):
+    with pytest.raises(SearchError, match=r"pip install 'nasblocks\[ray\]'"):
         ray_backend.connect(RayOptions())
 
 
@@ -355,8 +356,10 @@ def test_the_cli_call_passes_the_flags(monkeypatch):
         workers=None,
         fresh=False,
         backend="ray",
+        ray_verbose=2,
     )
     search_cli._search("space", args)
+    assert seen["ray_verbose"] == 2
     assert seen["address"] == "auto" and seen["max_concurrent"] == 3 and seen["out"] == "o"
     assert (seen["cpus_per_trial"], seen["gpus_per_trial"], seen["progress"]) == (2.0, 0.25, False)
     with pytest.raises(SearchError, match="--workers"):
@@ -386,3 +389,21 @@ def test_ray_records_what_the_pipeline_says_duplicates_trained_once(
     )
     common = scores.keys() & optuna_scores.keys()
     assert common and all(scores[k] == optuna_scores[k] for k in common)
+
+
+def test_ray_is_quiet_by_default_and_logs_tune_to_a_file(
+    ray_address, write_space, tiny_space_text, tmp_path, capfd
+):
+    """nasblocks' own line per trial on stderr; Tune's tables and header in OUT/ray/tune.log."""
+    path = write_space(tiny_space_text(trials=2, epochs=1))
+    out = tmp_path / "out"
+    capfd.readouterr()
+    outcome = ray_backend.search_ray(
+        path, out=out, max_concurrent=1, progress=True, trainer=HashTrainer()
+    )
+    assert outcome.finished == 2
+    captured = capfd.readouterr()
+    shown = captured.out + captured.err
+    assert "[ray 1/2] trial_" in shown and "[ray 2/2] trial_" in shown
+    assert "Trial status" not in shown and "Tune" not in shown.replace("tune.log", "")
+    assert (out / "ray" / "tune.log").is_file()
