@@ -304,6 +304,16 @@ def _score_label(study: optuna.Study) -> str:
     return str(study.user_attrs.get("score") or "validation accuracy")
 
 
+def history_limits(values: list[float]) -> tuple[float, float] | None:
+    """The y-range of the history plot: the completed trials' values with 10% margins, so
+    that the differences among them show (pruned trials far below fall off the chart)."""
+    if not values:
+        return None
+    lo, hi = min(values), max(values)
+    pad = 0.1 * max(hi - lo, 1e-3)
+    return lo - pad, hi + pad
+
+
 def _plot_history(
     trials: list[FrozenTrial], acc_index: int, path: Path, score: str = "validation accuracy"
 ) -> bool:
@@ -323,7 +333,10 @@ def _plot_history(
     ax = fig.add_subplot()
     if pruned:
         ax.scatter(
-            *zip(*pruned, strict=True), marker="x", color="0.6", label="pruned (last epoch)"
+            *zip(*pruned, strict=True),
+            marker="x",
+            color="0.6",
+            label="pruned (last epoch; far below: off the chart)",
         )
     if points:
         ax.scatter(*zip(*points, strict=True), color="tab:blue", label="complete")
@@ -336,6 +349,9 @@ def _plot_history(
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trial numbers are whole
+    limits = history_limits([v for _, v in points])
+    if limits is not None:
+        ax.set_ylim(*limits)
     ax.set_xlabel("trial")
     ax.set_ylabel(score)
     ax.set_title("Optimization history")

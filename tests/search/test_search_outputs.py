@@ -145,3 +145,13 @@ def test_best_of_equally_accurate_trials_has_fewer_parameters_then_the_lower_num
     assert not results.worth_keeping(study, [0.9], 4, params=150_000)
     assert results.worth_keeping(study, [0.9], 4, params=100_000)
     assert not results.worth_keeping(study, [0.9], 4, params=122_000)  # a later equal
+
+
+def test_history_plot_shows_the_spread_of_completed_trials():
+    from nasblocks.search.report import history_limits
+
+    lo, hi = history_limits([0.91, 0.93, 0.95])
+    assert lo == pytest.approx(0.906) and hi == pytest.approx(0.954)  # not 0..1: 4 points show
+    assert history_limits([]) is None
+    lo, hi = history_limits([0.5])
+    assert lo < 0.5 < hi and hi - lo < 0.01
