@@ -66,7 +66,17 @@ def run(args) -> int:
                 file=sys.stderr,
             )
 
-    result = fit_and_save(model, splits, config, out, report)
+    threads = trial.threads if trial else None
+    if threads:  # the search's torch threads: the same float reductions, the same numbers
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+    try:
+        result = fit_and_save(model, splits, config, out, report)
+    finally:
+        if threads:
+            torch.set_num_threads(before)
     recorded = ""
     if trial:
         here = result.history[-1]["train_loss"]
@@ -84,8 +94,8 @@ def run(args) -> int:
 class _Trial:
     """A trained trial of a search: its spec, training settings, data and results."""
 
-    def __init__(self, number: int, attrs: dict, data: dict) -> None:
-        self.number = number
+    def __init__(self, number: int, attrs: dict, data: dict, threads: int | None) -> None:
+        self.number, self.threads = number, threads
         self.spec: dict = attrs["spec"]
         self.train: dict = dict(attrs["train"])
         self.val_acc = float(attrs["val_acc"])
@@ -134,7 +144,8 @@ def _search_trial(args) -> _Trial | None:
         raise NasBlocksError(
             f"--trial: trial {t.number} of {out} was not trained (nothing to reproduce)"
         )
-    return _Trial(t.number, attrs, run.get("data") or {})
+    threads = (run.get("settings") or {}).get("threads")
+    return _Trial(t.number, attrs, run.get("data") or {}, threads)
 
 
 def _config(args, base: dict):

@@ -175,8 +175,7 @@ def with_driver(url: str) -> str:
         if importlib.util.find_spec(module) is not None:
             return f"postgresql+{module}://{rest}"
     raise SearchError(
-        "a PostgreSQL storage needs a driver: pip install 'nasblocks[postgres]' "
-        "(psycopg2-binary)"
+        "a PostgreSQL storage needs a driver: pip install 'nasblocks[postgres]' (psycopg2-binary)"
     )
 
 

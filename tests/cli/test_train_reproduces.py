@@ -25,6 +25,7 @@ search:
   budget: {trials: 3, epochs: 2}
   sampler: random
   pruner: none
+  threads: 1  # trained with one torch thread: the retraining must use one too
 """
 
 
