@@ -75,7 +75,8 @@ def test_every_block_is_run_or_accounted_for():
 @pytest.mark.parametrize(("line", "body"), BASH, ids=[f"README.md:{n}" for n, _ in BASH])
 def test_bash_block_runs(line, body, tmp_path):
     cwd = _scratch(tmp_path)
-    script = body.replace(".venv/bin/", f"{BIN}/").replace("/tmp/", f"{tmp_path}/")
+    # /tmp/ first: the venv itself may live under /tmp (a fresh clone there)
+    script = body.replace("/tmp/", f"{tmp_path}/").replace(".venv/bin/", f"{BIN}/")
     proc = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=cwd,

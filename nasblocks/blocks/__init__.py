@@ -49,6 +49,7 @@ FAMILIES = {
     "efficientnet": ("batchnorm_act", "ds_conv", "mb_conv", "mixed_conv"),
     "csp": ("conv_norm_act", "csp_stage", "dark_stage"),
     "dpn": ("bn_act", "dual_path"),
+    "dla": ("dla_tree",),
     "inception": (
         "inception",
         "inception_a",

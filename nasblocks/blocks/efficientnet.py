@@ -2,10 +2,10 @@
 
 ``mb_conv`` is timm's ``InvertedResidual`` (MobileNetV2's inverted residual with optional
 squeeze-excitation: the MBConv of MnasNet and EfficientNet), ``ds_conv`` its
-``DepthwiseSeparableConv``, ``mixed_conv`` its ``MixedConv2d`` (MixNet's MixConv) and
-``batchnorm_act`` its ``BatchNormAct2d``, child for child (``conv_pw``, ``bn1``, ``conv_dw``,
-``se.conv_reduce`` ...), so timm's EfficientNet, MixNet and MobileNetV2 state dicts load
-strictly into nets written with them. Convolutions pad as timm's PyTorch-style ones do
+``DepthwiseSeparableConv``, ``mixed_conv`` its ``MixedConv2d`` (MixNet's MixConv),
+``batchnorm_act`` its ``BatchNormAct2d`` and ``cn_conv`` its ``ConvBnAct``, child for child
+(``conv_pw``, ``bn1``, ``conv_dw``, ``se.conv_reduce`` ...), so timm's EfficientNet, MixNet and
+MobileNetV2 state dicts load strictly into nets written with them. Convolutions pad as timm's PyTorch-style ones do
 (``((stride - 1) + (k - 1)) // 2``), batch norms default to PyTorch's eps and momentum.
 
 A kernel size given as a list makes that convolution a MixConv (Tan & Le, 2019): the channels
@@ -361,3 +361,42 @@ class MBConv(_TimmBlock):
         if self.se:
             parts.append(se_cost(mid, self.se_channels(c)))
         return cost.total(*parts)
+
+
+@register_block("cn_conv")
+class ConvBnAct(BlockSpec):
+    """timm's ``ConvBnAct`` (the ``cn`` of its arch strings): a bias-free conv (``conv``), then
+    BN and the activation (``bn1``, a ``batchnorm_act``).
+
+    The 1x1 conv closing GhostNet's blocks (``blocks.9.0``) and MobileNetV3's is written with it.
+    """
+
+    module = f"{_M}:ConvBnAct"
+    source = "timm.models._efficientnet_blocks.ConvBnAct"
+    shorthand = "out_channels"
+    width_fields = ("out_channels",)
+    out_channels: f.Channels = Field(description="Number of output channels.")
+    kernel_size: MixKernel = Field(1, description=f"Odd kernel size of the conv; {MIX_DOC}.")
+    stride: Literal[1, 2] = Field(1, description="Stride of the conv: 1 or 2.")
+    activation: f.Activation = f.activation_field()
+    norm_eps: float = f.eps_field()
+    norm_momentum: float = f.momentum_field()
+    examples = (
+        ({"out_channels": 8}, (4, 5, 5)),
+        ({"out_channels": 6, "kernel_size": [3, 5], "stride": 2, "activation": "silu"}, (4, 9, 9)),
+    )
+
+    odd_kernels = field_validator("kernel_size")(_check_odd)
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        c, _, _ = feature_map(in_shape, self.kind)
+        _check_split(c, self.kernel_size, "input channels", "kernel_size")
+        _check_split(self.out_channels, self.kernel_size, "out_channels", "kernel_size")
+        return (self.out_channels, *out_hw(in_shape, self.kernel_size, self.stride))
+
+    def cost(self, in_shape: Shape) -> Cost:
+        hw = self.output_shape(in_shape)[1:]
+        return cost.total(
+            mix_conv_cost(in_shape[0], self.out_channels, self.kernel_size, hw),
+            cost.norm("batch", self.out_channels),
+        )

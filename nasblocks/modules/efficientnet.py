@@ -2,7 +2,8 @@
 
 ``BatchNormAct2d`` (a BatchNorm2d with an ``act`` child), ``MixedConv2d`` (an
 ``nn.ModuleDict`` of convs ``0``, ``1`` ...), the EfficientNet ``SqueezeExcite``
-(``conv_reduce`` / ``conv_expand``), ``DepthwiseSeparableConv`` and ``InvertedResidual``.
+(``conv_reduce`` / ``conv_expand``), ``DepthwiseSeparableConv``, ``InvertedResidual`` and
+``ConvBnAct``.
 """
 
 from __future__ import annotations
@@ -92,14 +93,15 @@ def create_conv(
 
 
 class SqueezeExcite(nn.Module):
-    """EfficientNet's SE: mean over H x W, 1x1 conv to ``hidden``, act, 1x1 conv, sigmoid gate."""
+    """EfficientNet's SE: mean over H x W, 1x1 conv to ``hidden``, act, 1x1 conv, a gate
+    (sigmoid; GhostNet's is a hard sigmoid)."""
 
-    def __init__(self, channels: int, hidden: int, activation: str) -> None:
+    def __init__(self, channels: int, hidden: int, activation: str, gate: str = "sigmoid") -> None:
         super().__init__()
         self.conv_reduce = nn.Conv2d(channels, hidden, 1, bias=True)
         self.act1 = make_activation(activation)
         self.conv_expand = nn.Conv2d(hidden, channels, 1, bias=True)
-        self.gate = nn.Sigmoid()
+        self.gate = make_activation(gate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = x.mean((2, 3), keepdim=True)  # (B, C, 1, 1)
@@ -187,3 +189,24 @@ class InvertedResidual(nn.Module):
         out = self.bn2(self.conv_dw(self.bn1(self.conv_pw(x))))  # (B, mid, H', W')
         out = self.bn3(self.conv_pwl(self.se(out)))  # (B, C_out, H', W')
         return self.skip(x, self.drop_path(out))
+
+
+class ConvBnAct(nn.Module):
+    """timm's ``ConvBnAct``: conv, bn1 (BN then the activation)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | list[int] = 1,
+        stride: int = 1,
+        activation: str = "relu",
+        norm_eps: float = 1e-5,
+        norm_momentum: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.conv = create_conv(in_channels, out_channels, kernel_size, stride)
+        self.bn1 = BatchNormAct2d(out_channels, activation, norm_eps, norm_momentum)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn1(self.conv(x))

@@ -221,6 +221,12 @@ CASES = [
     ("avg-down-dilated", L("conv: 8", "bottleneck: {channels: 2, avg_down: true, dilation: 2}")),
     ("drop-path-rate-one", R.replace("widths: [8]", "widths: [8], drop_path_rate: 1.0")),
     ("eca-even-kernel", L("conv: 8", "eca: {kernel_size: 4}")),
+    ("dla-tree-odd-size", L("conv2d: {out_channels: 8, kernel_size: 4}", "dla_tree: 8")),
+    ("dla-tree-basic-groups", L("dla_tree: {out_channels: 8, cardinality: 32}")),
+    ("dla-tree-groups", L("dla_tree: {out_channels: 3, block: bottleneck, cardinality: 2}")),
+    ("dla-tree-no-width", L("dla_tree: {out_channels: 8, block: bottleneck, base_width: 4}")),
+    ("dla-tree-block-unknown", L("dla_tree: {out_channels: 8, block: basik}")),
+    ("dla-tree-levels-0", L("dla_tree: {out_channels: 8, levels: 0}")),
     (
         "multiply-no-broadcast",
         L(
