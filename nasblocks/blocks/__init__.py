@@ -46,9 +46,11 @@ FAMILIES = {
         "silu",
         "tanh",
     ),
-    "efficientnet": ("batchnorm_act", "ds_conv", "mb_conv", "mixed_conv"),
+    "efficientnet": ("batchnorm_act", "cn_conv", "ds_conv", "mb_conv", "mixed_conv"),
+    "ghostnet": ("ghost_bottleneck", "ghost_module"),
     "csp": ("conv_norm_act", "csp_stage", "dark_stage"),
     "dpn": ("bn_act", "dual_path"),
+    "hrnet": ("hrnet_downsample", "hrnet_incre", "hrnet_stage", "hrnet_transition"),
     "dla": ("dla_tree",),
     "inception": (
         "inception",

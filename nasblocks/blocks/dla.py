@@ -84,11 +84,17 @@ class DlaTree(BlockSpec):
                 field="cardinality" if self.cardinality != 1 else "base_width",
             )
         mid = bottleneck_width(self.out_channels, self.cardinality, self.base_width)
-        if self.block == "bottleneck" and (mid < 1 or mid % self.cardinality):
+        if self.block == "bottleneck" and mid < 1:
             raise ShapeError(
-                f"the bottleneck is {mid} channels wide: not a positive multiple of "
-                f"{self.cardinality} groups",
-                field="cardinality" if mid else "base_width",
+                f"the bottleneck, floor({self.out_channels} * {self.base_width} / 64) * "
+                f"{self.cardinality} // 2 channels wide, has none",
+                field="base_width",
+            )
+        if self.block == "bottleneck" and mid % self.cardinality:
+            raise ShapeError(
+                f"the bottleneck is {mid} channels wide: not a multiple of {self.cardinality} "
+                "groups",
+                field="cardinality",
             )
         return (self.out_channels, h // s, w // s)
 

@@ -5,8 +5,9 @@ squeeze-excitation: the MBConv of MnasNet and EfficientNet), ``ds_conv`` its
 ``DepthwiseSeparableConv``, ``mixed_conv`` its ``MixedConv2d`` (MixNet's MixConv),
 ``batchnorm_act`` its ``BatchNormAct2d`` and ``cn_conv`` its ``ConvBnAct``, child for child
 (``conv_pw``, ``bn1``, ``conv_dw``, ``se.conv_reduce`` ...), so timm's EfficientNet, MixNet and
-MobileNetV2 state dicts load strictly into nets written with them. Convolutions pad as timm's PyTorch-style ones do
-(``((stride - 1) + (k - 1)) // 2``), batch norms default to PyTorch's eps and momentum.
+MobileNetV2 state dicts load strictly into nets written with them. Convolutions pad as timm's
+PyTorch-style ones do (``((stride - 1) + (k - 1)) // 2``), batch norms default to PyTorch's eps
+and momentum.
 
 A kernel size given as a list makes that convolution a MixConv (Tan & Le, 2019): the channels
 split into one group per kernel (the first group takes the remainder), one convolution each,

@@ -43,6 +43,11 @@ def se_hidden(channels: int, se: float) -> int:
     return make_divisible(channels * se, SE_DIVISOR)
 
 
+def projects_shortcut(in_channels: int, out_channels: int, stride: int) -> bool:
+    """A Ghost bottleneck's shortcut is a conv projection unless stride 1 keeps the channels."""
+    return stride > 1 or in_channels != out_channels
+
+
 def spatial(in_shape: Shape, kernel_size: int, stride: int) -> tuple[int, int]:
     """H x W after an odd ``kernel_size`` conv padded by ``kernel_size // 2``."""
     _, h, w = in_shape
@@ -155,9 +160,6 @@ class GhostBottleneck(BlockSpec):
 
     odd_kernels = field_validator("kernel_size")(_check_odd)
 
-    def has_shortcut_conv(self, in_channels: int) -> bool:
-        return self.stride > 1 or in_channels != self.out_channels
-
     def output_shape(self, in_shape: Shape) -> Shape:
         feature_map(in_shape, self.kind)
         return (self.out_channels, *spatial(in_shape, self.kernel_size, self.stride))
@@ -172,7 +174,7 @@ class GhostBottleneck(BlockSpec):
             parts += [cost.conv(mid, mid, k, (mid, *hw2), groups=mid), cost.norm("batch", mid)]
         if self.se:
             parts.append(se_cost(mid, se_hidden(mid, self.se)))
-        if self.has_shortcut_conv(c):
+        if projects_shortcut(c, out, self.stride):
             parts += [
                 cost.conv(c, c, k, (c, *hw2), groups=c),
                 cost.norm("batch", c),

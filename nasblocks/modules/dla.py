@@ -99,9 +99,7 @@ class DlaTree(nn.Module):
             self.tree2 = DlaTree(cout, cout, levels - 1, 1, *args, root_channels=root + cout)
         self.level_root = level_root
 
-    def forward(
-        self, x: torch.Tensor, children: list[torch.Tensor] | None = None
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, children: list[torch.Tensor] | None = None) -> torch.Tensor:
         """``children``: the outputs of the subtrees above, aggregated by the deepest root."""
         bottom = self.downsample(x)  # (B, C_in, H / stride, W / stride)
         children = [*(children or []), *([bottom] if self.level_root else [])]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nasblocks.blocks.ghostnet import primary_channels, se_hidden
+from nasblocks.blocks.ghostnet import primary_channels, projects_shortcut, se_hidden
 from nasblocks.modules.common import make_activation
 from nasblocks.modules.efficientnet import SqueezeExcite
 
@@ -80,7 +80,7 @@ class GhostBottleneck(nn.Module):
             self.se = SqueezeExcite(mid_channels, hidden, activation, gate="hardsigmoid")
         self.ghost2 = GhostModule(mid_channels, out_channels, activation="none")
         self.shortcut = nn.Sequential()  # empty: the input itself
-        if stride > 1 or in_channels != out_channels:
+        if projects_shortcut(in_channels, out_channels, stride):
             self.shortcut = nn.Sequential(
                 nn.Conv2d(
                     in_channels, in_channels, kernel_size, stride, pad, groups=in_channels,

@@ -9,6 +9,7 @@ unpacking only permute elements, so the arithmetic is timm's.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -41,7 +42,9 @@ class _Branches(nn.ModuleList):
         ]  # branch k: (B, C_k, h * r, w * r)
 
     def pack(self, xs: list[torch.Tensor]) -> torch.Tensor:
-        packed = [F.pixel_unshuffle(xs[k], r) if r > 1 else xs[k] for k, r in enumerate(self.out_factors)]
+        packed = [
+            F.pixel_unshuffle(xs[k], r) if r > 1 else xs[k] for k, r in enumerate(self.out_factors)
+        ]
         return torch.cat(packed, 1)  # (B, sum C_k * r_k**2, h, w)
 
 
@@ -63,7 +66,7 @@ class HRNetTransition(_Branches):
         super().__init__()
         prev = transition_inputs(in_channels, channels)
         self._set_io(prev, len(channels))
-        for i, (c, p) in enumerate(zip(channels, prev, strict=False)):
+        for c, p in zip(channels, prev, strict=False):
             self.append(nn.Identity() if c == p else _conv_bn(p, c, 3, 1, True))
         self.append(nn.Sequential(_conv_bn(prev[-1], channels[-1], 3, 2, True)))
         self.n_in = len(prev)
@@ -102,7 +105,8 @@ class HighResolutionModule(nn.Module):
     def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
         xs = [branch(xs[i]) for i, branch in enumerate(self.branches)]
         out = []
-        for row in self.fuse_layers:
+        for fuse in self.fuse_layers:
+            row = cast(nn.ModuleList, fuse)
             y = row[0](xs[0])
             for j in range(1, len(xs)):
                 y = y + row[j](xs[j])
@@ -118,7 +122,7 @@ class HRNetStage(_Branches):
     ) -> None:
         super().__init__()
         self._set_io(list(channels), len(channels))
-        for i in range(num_modules):
+        for _ in range(num_modules):
             self.append(HighResolutionModule(list(channels), depth))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -136,7 +140,7 @@ class HRNetIncre(_Branches):
     ) -> None:
         super().__init__()
         self._set_io(list(branches), len(branches))
-        for k, (b, c) in enumerate(zip(branches, channels, strict=True)):
+        for b, c in zip(branches, channels, strict=True):
             self.append(nn.Sequential(Bottleneck(b, c)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -8,42 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
+from timm_reference import same_as_timm, yaml_lines
 
 import nasblocks
-from nasblocks.analysis import count
 
 timm = pytest.importorskip("timm")
 
 PRESETS = Path(nasblocks.__file__).parent / "presets"
 TREES = range(3, 7)  # layers[3] ... layers[6]: level2 ... level5
-
-
-def yaml_lines(name: str) -> int:
-    text = (PRESETS / f"{name}.yaml").read_text().splitlines()
-    return sum(1 for line in text if line.strip() and not line.lstrip().startswith("#"))
-
-
-def randomise_bn(model: nn.Module) -> nn.Module:
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            nn.init.normal_(m.running_mean, 0, 0.1)
-            nn.init.uniform_(m.running_var, 0.5, 1.5)
-            nn.init.normal_(m.weight, 1, 0.1)
-            nn.init.normal_(m.bias, 0, 0.1)
-    return model
-
-
-def same_as_timm(ours: nn.Module, name: str, size: int = 64) -> None:
-    theirs = randomise_bn(timm.create_model(name)).eval()
-    ours.load_state_dict(theirs.state_dict(), strict=True)  # no renames
-    ours.eval()
-    x = torch.randn(2, 3, size, size)
-    with torch.no_grad():
-        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
-    n_params = sum(p.numel() for p in ours.parameters())
-    assert n_params == sum(p.numel() for p in theirs.parameters())
-    assert count(ours.spec)[0] == n_params  # analytic, equal to the built module
 
 
 def trees(widths=None, levels=None, **fields) -> dict:
@@ -62,6 +34,16 @@ def trees(widths=None, levels=None, **fields) -> dict:
 def test_dla34_is_timms_in_a_few_lines():
     assert yaml_lines("dla34") <= 40
     same_as_timm(nasblocks.build("dla34"), "dla34")
+
+
+def test_dla34_feature_levels_are_timms():
+    with torch.device("meta"):
+        ours = nasblocks.build("dla34", features_only=True)
+    theirs = timm.create_model("dla34", features_only=True, out_indices=tuple(range(6)))
+    keys = ("module", "num_chs", "reduction")
+    assert [[d[k] for k in keys] for d in ours.feature_info.get_dicts()] == [
+        [d[k] for k in keys] for d in theirs.feature_info.get_dicts()
+    ]
 
 
 X = {"cardinality": 32, "base_width": 4}

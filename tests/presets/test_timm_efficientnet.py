@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from timm_reference import same_as_timm, yaml_lines
 from torch import nn
 
 import nasblocks
@@ -19,36 +20,6 @@ timm = pytest.importorskip("timm")
 
 PRESETS = Path(nasblocks.__file__).parent / "presets"
 MODELS = ["mobilenetv2_100", "efficientnet_b0", "mixnet_s", "mixnet_m"]
-
-
-def yaml_lines(name: str) -> int:
-    text = (PRESETS / f"{name}.yaml").read_text().splitlines()
-    return sum(1 for line in text if line.strip() and not line.lstrip().startswith("#"))
-
-
-def randomize_bn_stats(model: nn.Module) -> None:
-    """Running statistics away from (0, 1), so eval outputs depend on every BN buffer."""
-    gen = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-
-
-def same_as_timm(ours: nn.Module, name: str, size: int = 64) -> nn.Module:
-    theirs = timm.create_model(name).eval()
-    randomize_bn_stats(theirs)
-    ours.load_state_dict(theirs.state_dict(), strict=True)  # no renames
-    ours.eval()
-    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        want = theirs(x)
-        torch.testing.assert_close(ours(x), want, rtol=1e-5, atol=1e-5)
-    assert want.abs().max() > 1e-3  # the comparison saw a live signal
-    n = sum(p.numel() for p in ours.parameters())
-    assert n == sum(p.numel() for p in theirs.parameters())
-    return theirs
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from pydantic import Field
+from timm_reference import same_as_timm, yaml_lines
 from torch import nn
 
 import nasblocks
@@ -42,20 +43,6 @@ LAYER_LISTS = {
     "cspresnet50",
     "dpn68",
 }  # no stem/stages sugar
-
-
-def yaml_lines(name: str) -> int:
-    text = (PRESETS / f"{name}.yaml").read_text().splitlines()
-    return sum(1 for line in text if line.strip() and not line.lstrip().startswith("#"))
-
-
-def same_as_timm(ours: nn.Module, name: str, size: int = 64, **kwargs) -> None:
-    theirs = timm.create_model(name, **kwargs).eval()
-    ours.load_state_dict(theirs.state_dict(), strict=True)  # no renames
-    ours.eval()
-    x = torch.randn(2, 3, size, size)
-    with torch.no_grad():
-        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", RESNETS)

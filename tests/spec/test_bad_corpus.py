@@ -227,6 +227,38 @@ CASES = [
     ("dla-tree-no-width", L("dla_tree: {out_channels: 8, block: bottleneck, base_width: 4}")),
     ("dla-tree-block-unknown", L("dla_tree: {out_channels: 8, block: basik}")),
     ("dla-tree-levels-0", L("dla_tree: {out_channels: 8, levels: 0}")),
+    ("hrnet-stage-packed-width", L("conv: 8", "hrnet_stage: {channels: [4, 8]}")),
+    ("hrnet-stage-depth-0", L("conv: 24", "hrnet_stage: {channels: [4, 8], depth: 0}")),
+    ("hrnet-transition-one-branch", L("hrnet_transition: {channels: [8]}")),
+    (
+        "hrnet-transition-odd-size",
+        L("conv2d: {out_channels: 8, kernel_size: 2}", "hrnet_transition: {channels: [4, 8]}"),
+    ),
+    ("hrnet-incre-widths-count", L("conv: 8", "hrnet_incre: {branches: [8], channels: [2, 4]}")),
+    ("hrnet-downsample-one-branch", L("conv: 8", "hrnet_downsample: {branches: [8]}")),
+    ("ghost-module-ratio-1", L("ghost_module: {out_channels: 8, ratio: 1}")),
+    ("ghost-module-even-cheap-kernel", L("ghost_module: {out_channels: 8, cheap_kernel_size: 4}")),
+    ("ghost-bottleneck-no-mid", L("ghost_bottleneck: 16")),
+    (
+        "ghost-bottleneck-stride-3",
+        L("ghost_bottleneck: {out_channels: 8, mid_channels: 8, stride: 3}"),
+    ),
+    (
+        "ghost-bottleneck-se-negative",
+        L("ghost_bottleneck: {out_channels: 8, mid_channels: 8, se: -1}"),
+    ),
+    (
+        "ghost-stages-default-typo",
+        L(
+            "{name: b, block_stages: {defaults: {block: ghost_bottleneck, mid_channel: 8}, "
+            "stages: [{out_channels: 8, mid_channels: 8}]}}"
+        ),
+    ),
+    (
+        "ghost-stages-no-mid",
+        L("{name: b, block_stages: [{block: ghost_bottleneck, out_channels: 8}]}"),
+    ),
+    ("cn-conv-even-kernel", L("cn_conv: {out_channels: 8, kernel_size: 2}")),
     (
         "multiply-no-broadcast",
         L(
