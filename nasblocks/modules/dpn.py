@@ -53,7 +53,7 @@ class DualPathBlock(nn.Module):
         self.c1x1_c = BnActConv(mid_channels, out_channels + inc, 1, 1, 1, norm_eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        paths = x if self.proj is None else self.get_submodule(self.proj)(x)
+        paths = x if self.proj is None else getattr(self, self.proj)(x)
         residual, dense = paths[:, : self.width], paths[:, self.width :]
         out = self.c1x1_c(self.c3x3_b(self.c1x1_a(x)))  # (B, width + inc, H', W')
         return torch.cat([residual + out[:, : self.width], dense, out[:, self.width :]], dim=1)
