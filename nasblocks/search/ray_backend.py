@@ -201,12 +201,34 @@ def connect(opts: RayOptions) -> bool:
         _check_reachable(opts.address)
         kwargs = {"address": opts.address}
     try:
-        ray.init(logging_level=logging.WARNING, **kwargs)
+        with _token_notice_dropped():
+            ray.init(logging_level=logging.WARNING, **kwargs)
     except Exception as e:  # ConnectionError, RuntimeError, ValueError (bad address), ...
         where = f"at {opts.address}" if opts.address else "locally"
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SearchError(f"cannot start or reach Ray {where}: {first}") from None
     return True
+
+
+TOKEN_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+@contextlib.contextmanager
+def _token_notice_dropped():
+    """Without the notice Ray logs when it turns token authentication on for a new local
+    cluster ("Token authentication is enabled ... Set RAY_AUTH_MODE=disabled to opt out"):
+    that is the secure default and nasblocks keeps it; the warning Ray gives when
+    authentication is *off* is shown as it is."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return "Token authentication is enabled" not in record.getMessage()
+
+    log = logging.getLogger(TOKEN_LOGGER)
+    log.addFilter(keep)
+    try:
+        yield
+    finally:
+        log.removeFilter(keep)
 
 
 def _check_reachable(address: str, timeout: float = 10.0) -> None:
@@ -381,11 +403,18 @@ class _Rounds:
         name = f"{ROUND_PREFIX}{index + 1}"
         self.connect()
         with self._seen(index, records) as seen:
-            self._fit(self._tuner(index, samples, time_budget, searcher, seen))
+            names = TrialNames(first=len(records))
+            self._fit(self._tuner(index, samples, time_budget, searcher, seen, names))
         return self.root / name
 
     def _tuner(
-        self, index: int, samples: int, time_budget: float | None, searcher: Any, seen: str
+        self,
+        index: int,
+        samples: int,
+        time_budget: float | None,
+        searcher: Any,
+        seen: str,
+        names: TrialNames,
     ) -> Any:
         from ray import tune
 
@@ -399,14 +428,14 @@ class _Rounds:
                 max_concurrent_trials=self.opts.max_concurrent,
                 time_budget_s=time_budget,
                 reuse_actors=True,
-                trial_name_creator=_trial_name,
-                trial_dirname_creator=_trial_name,
+                trial_name_creator=names,
+                trial_dirname_creator=names.folder,
             ),
             run_config=tune.RunConfig(
                 name=name,
                 storage_path=str(self.root),
                 verbose=self.ray_verbose,
-                callbacks=[*self.callbacks, *self._progress()] or None,
+                callbacks=[*self.callbacks, *self._progress(names)] or None,
                 failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
                 # one checkpoint per trained trial; keeping one makes Tune save the experiment
                 # state as each trained trial ends, so a crash loses no finished trial
@@ -414,7 +443,7 @@ class _Rounds:
             ),
         )
 
-    def _progress(self) -> list[Any]:
+    def _progress(self, names: TrialNames) -> list[Any]:
         """nasblocks' own line per finished trial (Tune's tables are off by default)."""
         if not self.progress:
             return []
@@ -431,7 +460,7 @@ class _Rounds:
                 acc = last.get("val_acc")
                 shown = f"val_acc {acc:.4f}" if isinstance(acc, float) else last.get("status", "")
                 # sys.stderr at call time (Tune pickles its callbacks: no stream held)
-                print(f"[ray {Lines.done}/{total}] {_trial_name(trial)}: {shown}", file=sys.stderr)
+                print(f"[ray {Lines.done}/{total}] {names(trial)}: {shown}", file=sys.stderr)
 
         return [Lines()]
 
@@ -507,9 +536,23 @@ def make_scheduler(space: SearchSpace) -> Any:
     )
 
 
-def _trial_name(trial: Any) -> str:
-    """``trial_<n>_<id>``: n is the trial's place in its round (Tune's experiment tag)."""
-    return f"trial_{trial.experiment_tag.split('_')[0]}_{trial.trial_id}"
+@dataclasses.dataclass(frozen=True)
+class TrialNames:
+    """Tune's trial names are nasblocks' trial numbers: ``trial_<n>`` is trial n of
+    ``trials.csv`` and the report, the round's first trial being number ``first`` (the trials
+    of the earlier rounds come before it). Tune numbers a round's trials from 1 in its
+    experiment tag; the folder adds Tune's trial id, unique across restores."""
+
+    first: int
+
+    def number(self, trial: Any) -> int:
+        return self.first + int(str(trial.experiment_tag).split("_")[0]) - 1
+
+    def __call__(self, trial: Any) -> str:
+        return f"trial_{self.number(trial)}"
+
+    def folder(self, trial: Any) -> str:
+        return f"{self(trial)}_{trial.trial_id}"
 
 
 def _interrupted(records: list[TrialRecord]) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -179,6 +180,9 @@ def test_running_again_with_a_larger_budget_adds_a_round(asha_run, tmp_path, mon
     assert outcome.finished == 7  # evaluated trials; infeasible ones come on top
     assert sum("infeasible" not in t.user_attrs for t in trials) == 7
     assert all("/round-0/" not in t.user_attrs["ray_trial"] for t in trials[n:])
+    # Tune's trial names are nasblocks' numbers, over both rounds
+    for t in trials:
+        assert t.user_attrs["ray_trial"].split("/")[-1].startswith(f"trial_{t.number}_")
     assert (out / "trials.csv").read_text().count("\n") == 1 + len(trials)
     # the trial whose worker was killed ran again (Ray's FailureConfig) and finished
     assert killer.killed is not None
@@ -405,5 +409,23 @@ def test_ray_is_quiet_by_default_and_logs_tune_to_a_file(
     captured = capfd.readouterr()
     shown = captured.out + captured.err
     assert "[ray 1/2] trial_" in shown and "[ray 2/2] trial_" in shown
+    named = {int(m) for m in re.findall(r"\[ray \d/2\] trial_(\d+):", shown)}
+    assert named == {t.number for t in load_study(out).trials}  # Tune's names = our numbers
     assert "Trial status" not in shown and "Tune" not in shown.replace("tune.log", "")
     assert (out / "ray" / "tune.log").is_file()
+
+
+def test_a_local_ray_started_by_the_cli_prints_only_nasblocks_lines(write_space, tmp_path):
+    """No Tune tables and no token notice: the local cluster keeps Ray's token authentication
+    on (the secure default) and says nothing about it."""
+    path = write_space()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env["HOME"] = str(tmp_path)  # no saved token: Ray makes one and turns authentication on
+    cmd = [sys.executable, "-m", "nasblocks", "search", str(path), "--backend", "ray"]
+    cmd += ["--trials", "1", "--out", str(tmp_path / "out"), "--seed", "0"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert lines[0].startswith("[ray 1/1] trial_0: val_acc"), lines
+    assert not any("Token" in line or "WARNING" in line for line in lines), lines
+    assert (tmp_path / ".ray" / "auth_token").is_file()  # authentication stayed on
