@@ -403,8 +403,10 @@ class _Rounds:
         name = f"{ROUND_PREFIX}{index + 1}"
         self.connect()
         with self._seen(index, records) as seen:
-            names = TrialNames(first=len(records))
-            self._fit(self._tuner(index, samples, time_budget, searcher, seen, names))
+            tuner = self._tuner(
+                index, samples, time_budget, searcher, seen, TrialNames(len(records))
+            )
+            self._fit(tuner)
         return self.root / name
 
     def _tuner(
