@@ -22,6 +22,7 @@ from torch import fx, nn
 from nasblocks.errors import BuildError, SpecError
 from nasblocks.features import drop_rate_overrides
 from nasblocks.init import apply_init
+from nasblocks.modules.branches import pass_branches_unpacked
 from nasblocks.network import FeatureNetwork, Network, feature_network
 from nasblocks.spec import Spec, load_spec
 from nasblocks.spec.plan import INPUT, Node, Plan, plan
@@ -239,5 +240,5 @@ def _graph_module(
         graph.output(result)
     else:
         graph.output(out_values[0] if len(out_values) == 1 else tuple(out_values))
-    graph.lint()
+    pass_branches_unpacked(graph, modules.__getitem__)
     return cls(modules, graph, class_name=class_name)

@@ -23,6 +23,7 @@ from torch.fx.graph_module import reduce_graph_module
 from nasblocks.errors import SpecError
 from nasblocks.features import FeatureInfo, Layout, layout, select_levels
 from nasblocks.init import apply_init
+from nasblocks.modules.branches import pass_branches_unpacked
 from nasblocks.spec import Spec, load_spec
 from nasblocks.spec.plan import INPUT
 
@@ -64,8 +65,11 @@ class _Kept(fx.GraphModule):
         return twin
 
 
-def _emit(lay: Layout, outputs: Sequence[int], start: int | None, as_list: bool) -> fx.Graph:
-    """The graph computing ops ``outputs`` from ``start``'s map (``None``: the input)."""
+def _emit(
+    model: nn.Module, lay: Layout, outputs: Sequence[int], start: int | None, as_list: bool
+) -> fx.Graph:
+    """The graph computing ops ``outputs`` of ``model`` from ``start``'s map (``None``: the
+    input)."""
     graph = fx.Graph()
     x = graph.placeholder("x")
     values = {INPUT if start is None else start: x}
@@ -74,8 +78,7 @@ def _emit(lay: Layout, outputs: Sequence[int], start: int | None, as_list: bool)
         values[i] = graph.call_module(op.path, tuple(values[j] for j in op.inputs))
     result = [values[i] for i in outputs]
     graph.output(result if as_list else result[0])
-    graph.lint()
-    return graph
+    return pass_branches_unpacked(graph, model.get_submodule)
 
 
 def _method(model: nn.Module, graph: fx.Graph) -> Callable[..., Any]:
@@ -121,12 +124,12 @@ class Network(_Kept):
                     (f"forward_{'features' if name == 'features' else 'head'}",),
                 )
             if name == "features":
-                graph = _emit(lay, [lay.features], None, as_list=False)
+                graph = _emit(self, lay, [lay.features], None, as_list=False)
             else:
                 end = lay.output
                 if name == "pre_logits" and lay.classifier is not None:
                     end = lay.ops[lay.classifier].inputs[0]
-                graph = _emit(lay, [end], lay.features, as_list=False)
+                graph = _emit(self, lay, [end], lay.features, as_list=False)
             fn = parts[name] = _method(self, graph)
         return fn
 
@@ -271,7 +274,7 @@ def feature_network(model: Network, out_indices: Any = None) -> FeatureNetwork:
     lay = model._anatomy()[0]
     every = tuple(range(len(lay.levels)))
     chosen = select_levels(lay, every if out_indices is None else out_indices, model.spec.name)
-    graph = _emit(lay, [lay.levels[i] for i in chosen], None, as_list=True)
+    graph = _emit(model, lay, [lay.levels[i] for i in chosen], None, as_list=True)
     out = FeatureNetwork(model, graph, class_name=type(model).__name__ + "_features")
     out.spec = model.spec
     out.feature_info = FeatureInfo(lay.feature_dicts(), chosen)

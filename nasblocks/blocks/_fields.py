@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
+
+from nasblocks.registry import suggest
 
 Norm = Literal["batch", "group", "instance", "none"]
-Activation = Literal[
+ActivationName = Literal[
     "relu",
     "relu6",
     "leaky_relu",
@@ -19,6 +21,82 @@ Activation = Literal[
     "tanh",
     "none",
 ]
+ACTIVATION_NAMES: tuple[str, ...] = get_args(ActivationName)
+LEAKY_SLOPE = 0.1
+"""The slope of a bare ``leaky_relu`` activation field (YOLO's and Darknet's)."""
+
+
+class LeakyReLUArgs(BaseModel):
+    """The arguments of ``activation: {leaky_relu: ...}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    negative_slope: float = Field(LEAKY_SLOPE, ge=0, le=1, description="Slope for x < 0.")
+
+
+ACTIVATION_ARGS: dict[str, tuple[type[BaseModel], str]] = {
+    "leaky_relu": (LeakyReLUArgs, "negative_slope"),
+}
+"""Activations that take arguments: their model and the field a scalar stands for."""
+
+
+def _activation(value: Any) -> Any:
+    """A name (``relu``) or a one-key mapping with arguments (``{leaky_relu: 0.01}``,
+    ``{leaky_relu: {negative_slope: 0.01}}``), the mapping made explicit."""
+    names = ", ".join(repr(n) for n in ACTIVATION_NAMES[:-1]) + f" or {ACTIVATION_NAMES[-1]!r}"
+    takes = " or ".join(f"{{{k}: {v[1]}}}" for k, v in ACTIVATION_ARGS.items())
+    if isinstance(value, str):
+        if value not in ACTIVATION_NAMES:
+            hint = suggest(value, ACTIVATION_NAMES)
+            raise ValueError(f"Input should be {names}, or a mapping like {takes}{hint}")
+        return value
+    if not isinstance(value, dict) or len(value) != 1:
+        raise ValueError(f"an activation is a name ({names}) or a one-key mapping like {takes}")
+    ((name, args),) = value.items()
+    if name not in ACTIVATION_ARGS:
+        hint = suggest(str(name), ACTIVATION_ARGS)
+        raise ValueError(f"{name!r} takes no arguments here; those that do: {takes}{hint}")
+    model, scalar = ACTIVATION_ARGS[name]
+    if not isinstance(args, dict):
+        args = {} if args is None else {scalar: args}
+    try:
+        return {name: model.model_validate(args).model_dump()}
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise ValueError(f"{name}.{where}: {first['msg']}") from None
+
+
+Activation = Annotated[
+    ActivationName | dict[str, Any],
+    BeforeValidator(_activation),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"enum": list(ACTIVATION_NAMES)},
+                {
+                    "type": "object",
+                    "properties": {"leaky_relu": {"type": ["number", "object", "null"]}},
+                    "additionalProperties": False,
+                    "minProperties": 1,
+                    "maxProperties": 1,
+                },
+            ]
+        }
+    ),
+]
+"""An activation field: a name, or a one-key mapping with its arguments
+(``{leaky_relu: 0.01}``)."""
+
+
+def activation_layer(activation: str | dict[str, Any]) -> dict[str, Any]:
+    """The layer item an activation field stands for (a bare ``leaky_relu``: slope 0.1)."""
+    if isinstance(activation, dict):
+        ((name, args),) = activation.items()
+        return {name: dict(args)}
+    if activation == "leaky_relu":
+        return {"leaky_relu": {"negative_slope": LEAKY_SLOPE}}
+    return {activation: None}
+
 
 Channels = Annotated[int, Field(ge=1, le=1 << 16)]
 Kernel = (
@@ -37,7 +115,7 @@ Padding = (
 NORM_DOC = "Normalization after the convolution: batch, group, instance or none."
 ACT_DOC = (
     "Activation after the normalization: relu, relu6, leaky_relu (slope 0.1), silu, gelu, "
-    "hardswish, hardsigmoid, sigmoid, tanh or none."
+    "hardswish, hardsigmoid, sigmoid, tanh or none; {leaky_relu: SLOPE} for another slope."
 )
 EPS_DOC = (
     "Epsilon of the normalization layers (torchvision uses 1e-5; GoogLeNet and Inception 1e-3)."

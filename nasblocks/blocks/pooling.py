@@ -126,6 +126,13 @@ class _AdaptivePool(_TorchPool):
     output_size: OutputSize = Field(
         description="Output size, an int or [h, w]; null in [h, w] keeps that input size."
     )
+    at_least: bool = Field(
+        False,
+        description=(
+            "Pool only a side smaller than output_size, up to it; a larger side passes "
+            "unchanged (timm's VGG head keeps its 7x7 conv input so)."
+        ),
+    )
 
     def output_shape(self, in_shape: Shape) -> Shape:
         c, h, w = feature_map(in_shape, self.kind)
@@ -134,7 +141,23 @@ class _AdaptivePool(_TorchPool):
             if isinstance(self.output_size, int)
             else self.output_size
         )
+        if self.at_least:
+            if oh is None or ow is None:
+                raise ShapeError("at_least needs both sides of output_size", field="output_size")
+            return (c, max(h, oh), max(w, ow))
         return (c, h if oh is None else oh, w if ow is None else ow)
+
+    def module_class(self) -> Any:  # (no torch import: validate and schema run without it)
+        if not self.at_least:
+            return super().module_class()
+        from nasblocks.modules.pooling import AdaptivePoolAtLeast
+
+        return AdaptivePoolAtLeast
+
+    def module_kwargs(self) -> dict[str, Any]:
+        if not self.at_least:
+            return {"output_size": self.output_size}
+        return {"output_size": self.output_size, "pool": self.kind.removeprefix("adaptive_")[:3]}
 
 
 @register_block("adaptive_avgpool")
@@ -142,7 +165,11 @@ class AdaptiveAvgPool(_AdaptivePool):
     """``nn.AdaptiveAvgPool2d``: average to a fixed output size whatever the input size."""
 
     module = "torch.nn:AdaptiveAvgPool2d"
-    examples = (({"output_size": [5, 7]}, (4, 8, 9)), ({"output_size": 3}, (2, 10, 9)))
+    examples = (
+        ({"output_size": [5, 7]}, (4, 8, 9)),
+        ({"output_size": 3}, (2, 10, 9)),
+        ({"output_size": 7, "at_least": True}, (2, 5, 9)),
+    )
 
 
 @register_block("adaptive_maxpool")
@@ -150,7 +177,11 @@ class AdaptiveMaxPool(_AdaptivePool):
     """``nn.AdaptiveMaxPool2d``: max to a fixed output size whatever the input size."""
 
     module = "torch.nn:AdaptiveMaxPool2d"
-    examples = (({"output_size": [None, 7]}, (4, 10, 9)), ({"output_size": 2}, (2, 5, 5)))
+    examples = (
+        ({"output_size": [None, 7]}, (4, 10, 9)),
+        ({"output_size": 2}, (2, 5, 5)),
+        ({"output_size": [4, 4], "at_least": True}, (2, 3, 6)),
+    )
 
 
 class _GlobalPool(BlockSpec):

@@ -3,7 +3,7 @@ rule, 'same'-padded convolutions and the channel shuffle."""
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import torch
 from torch import nn
@@ -42,8 +42,15 @@ def make_norm(
     raise ValueError(f"unknown norm {kind!r}")
 
 
-def make_activation(kind: str | None, inplace: bool = True) -> nn.Module:
-    """An activation module by name; ``none`` gives Identity."""
+def make_activation(kind: str | dict[str, Any] | None, inplace: bool = True) -> nn.Module:
+    """An activation module by name (``none`` gives Identity), or from a one-key mapping with
+    its arguments, as activation fields validate them (``{"leaky_relu": {"negative_slope":
+    0.01}}``)."""
+    if isinstance(kind, dict):
+        ((name, args),) = kind.items()
+        if name == "leaky_relu":
+            return nn.LeakyReLU(args["negative_slope"], inplace=inplace)
+        raise ValueError(f"activation {name!r} takes no arguments")
     if kind in (None, "none"):
         return nn.Identity()
     if kind == "relu":

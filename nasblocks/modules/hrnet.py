@@ -3,7 +3,10 @@
 Between layers the branches travel as one tensor: branch ``k`` of ``n`` (the ``k``-th
 resolution, ``2**k`` times smaller than the first) is space-to-depth packed by
 ``2**(n - 1 - k)`` down to the smallest map and the branches are concatenated. Packing and
-unpacking only permute elements, so the arithmetic is timm's.
+unpacking only permute elements, so the arithmetic is timm's. Where one HRNet layer feeds
+the next, the compiled forward hands the list of branches over instead
+(:mod:`nasblocks.modules.branches`): ``forward(x, pack=False)`` returns the list, and every
+layer takes either.
 """
 
 from __future__ import annotations
@@ -25,7 +28,20 @@ def _factors(n: int) -> list[int]:
 
 class _Branches(nn.ModuleList):
     """Children ``0`` ... (a ModuleList, as in timm) that unpack and pack the branches; the
-    factors are fixed in ``__init__``."""
+    factors are fixed in ``__init__``. ``forward`` takes the packed map or the list of
+    branches and returns the packed map, or the list where ``pack=False``."""
+
+    takes_branches = True
+    gives_branches = True
+
+    def forward(
+        self, x: torch.Tensor | list[torch.Tensor], pack: bool = True
+    ) -> torch.Tensor | list[torch.Tensor]:
+        ys = self.run(list(x) if isinstance(x, (list, tuple)) else self.unpack(x))
+        return self.pack(ys) if pack else ys
+
+    def run(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        raise NotImplementedError
 
     def _set_io(self, in_widths: Sequence[int], out_count: int) -> None:
         self.in_factors = _factors(len(in_widths))
@@ -71,10 +87,9 @@ class HRNetTransition(_Branches):
         self.append(nn.Sequential(_conv_bn(prev[-1], channels[-1], 3, 2, True)))
         self.n_in = len(prev)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xs = self.unpack(x)
+    def run(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
         outs = [self[i](xs[i]) for i in range(self.n_in)]
-        return self.pack([*outs, self[self.n_in](xs[-1])])
+        return [*outs, self[self.n_in](xs[-1])]
 
 
 class HighResolutionModule(nn.Module):
@@ -125,11 +140,10 @@ class HRNetStage(_Branches):
         for _ in range(num_modules):
             self.append(HighResolutionModule(list(channels), depth))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xs = self.unpack(x)
+    def run(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
         for unit in self:
             xs = unit(xs)
-        return self.pack(xs)
+        return xs
 
 
 class HRNetIncre(_Branches):
@@ -143,9 +157,8 @@ class HRNetIncre(_Branches):
         for b, c in zip(branches, channels, strict=True):
             self.append(nn.Sequential(Bottleneck(b, c)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xs = self.unpack(x)
-        return self.pack([unit(xs[k]) for k, unit in enumerate(self)])
+    def run(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [unit(xs[k]) for k, unit in enumerate(self)]
 
 
 class HRNetDownsample(_Branches):
@@ -160,8 +173,10 @@ class HRNetDownsample(_Branches):
         for k in range(len(branches) - 1):
             self.append(_conv_bn(branches[k], branches[k + 1], 3, 2, True, bias))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xs = self.unpack(x)
+    gives_branches = False  # one map
+
+    def forward(self, x: torch.Tensor | list[torch.Tensor], pack: bool = True) -> torch.Tensor:
+        xs = list(x) if isinstance(x, (list, tuple)) else self.unpack(x)
         y = xs[0]
         for k, down in enumerate(self):
             y = xs[k + 1] + down(y)

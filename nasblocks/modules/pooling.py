@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 class _GlobalPool(nn.Module):
@@ -28,6 +29,34 @@ class GlobalAvgPool(_GlobalPool):
 class GlobalMaxPool(_GlobalPool):
     def __init__(self, in_channels: int, flatten: bool = False) -> None:
         super().__init__(nn.AdaptiveMaxPool2d(1), flatten)
+
+
+@torch.fx.wrap
+def _pool_at_least(x: torch.Tensor, output_size: tuple[int, int], pool: str) -> torch.Tensor:
+    """One call in an fx trace (the branch depends on the runtime size)."""
+    h, w = output_size
+    if x.shape[-2] >= h and x.shape[-1] >= w:
+        return x
+    size = (max(h, x.shape[-2]), max(w, x.shape[-1]))
+    fn = F.adaptive_max_pool2d if pool == "max" else F.adaptive_avg_pool2d
+    return fn(x, size)
+
+
+class AdaptivePoolAtLeast(nn.Module):
+    """Adaptive pooling of the sides smaller than ``output_size`` up to it (a larger side is
+    kept): ``(B, C, H, W) -> (B, C, max(H, h), max(W, w))``, timm's VGG ``ConvMlp`` guard."""
+
+    def __init__(self, output_size: int | tuple[int, int], pool: str = "avg") -> None:
+        super().__init__()
+        h, w = (output_size, output_size) if isinstance(output_size, int) else output_size
+        self.output_size = (int(h), int(w))
+        self.pool = pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _pool_at_least(x, self.output_size, self.pool)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}, pool={self.pool}, at_least=True"
 
 
 class SPP(nn.Module):

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from nasblocks.blocks import _fields as f
 from nasblocks.errors import RegistryError, SpecError, YamlPath
 from nasblocks.registry import get_block
 from nasblocks.spec.located import pydantic_error
@@ -58,7 +59,7 @@ def expand_stages(doc: SpecDocument) -> list[Generated]:
     stem_items: list[dict[str, Any]] = [
         {"name": "conv1", **_stem_conv(stem, activation)},
         {"name": "bn1", "batchnorm": None},
-        {"name": "relu", activation: None},
+        {"name": "relu", **f.activation_layer(activation)},
     ]
     stem_at: dict[str, YamlPath] = {"": ("stem",)}
     items: list[Any] = [Generated(item, stem_at) for item in stem_items]
@@ -154,7 +155,7 @@ def expand_stages(doc: SpecDocument) -> list[Generated]:
     return items
 
 
-def _stem_conv(stem: Any, activation: str) -> dict[str, Any]:
+def _stem_conv(stem: Any, activation: str | dict[str, Any]) -> dict[str, Any]:
     """``conv1``: one conv, or (deep stems) a group of three 3x3 convs, the first strided."""
 
     def conv(out: int, k: int, stride: int) -> dict[str, Any]:
@@ -174,7 +175,7 @@ def _stem_conv(stem: Any, activation: str) -> dict[str, Any]:
     first = 3 * (width // 4) if stem.type == "deep_tiered" else width
     if first < 1:
         raise SpecError(f"a deep_tiered stem of width {width} has no channel", ("stem", "width"))
-    norm_act = ["batchnorm", activation]
+    norm_act = ["batchnorm", f.activation_layer(activation)]
     layers = [
         conv(first, 3, stem.stride),
         *norm_act,
@@ -232,5 +233,5 @@ def vgg_items(value: Any, path: YamlPath) -> list[Generated | dict | str]:
             if vgg.norm == "batch":
                 items.append("batchnorm")
             if vgg.activation != "none":
-                items.append(vgg.activation)
+                items.append(f.activation_layer(vgg.activation))
     return items

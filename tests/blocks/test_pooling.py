@@ -12,6 +12,7 @@ import torch
 import torch.fx
 import torch.nn.functional as F
 
+import nasblocks
 from nasblocks.errors import ShapeError
 from nasblocks.registry import block_spec, create_block, get_block
 
@@ -358,4 +359,53 @@ def test_constructor_takes_the_spec_fields(kind: str) -> None:
     if module_cls.__module__.startswith("nasblocks"):
         assert params == ["in_channels", *cls.model_fields]
     else:  # a torch.nn class built without the channel count: the fields are its arguments
-        assert set(cls.model_fields) <= set(params)
+        # (but at_least, which picks nasblocks' AdaptivePoolAtLeast instead)
+        assert set(cls.model_fields) - {"at_least"} <= set(params)
+
+
+# -- at_least: timm's VGG head keeps its 7x7 conv's input at least 7x7 ----------------------
+
+TIMM_VGG_HEAD = """\
+name: timm_vgg_tiny
+input: [3, {size}, {size}]
+num_classes: 10
+layers:
+  - {{name: features, vgg: [8, M, 16, M]}}
+  - name: pre_logits
+    layers:
+      - {{name: pool, adaptive_avgpool: {{output_size: 7, at_least: true}}}}
+      - {{name: fc1, conv2d: {{out_channels: 4096, kernel_size: 7, bias: true}}}}
+      - {{name: act1, relu: null}}
+      - {{name: drop, dropout: 0.2}}
+      - {{name: fc2, conv2d: {{out_channels: 4096, kernel_size: 1, bias: true}}}}
+      - {{name: act2, relu: null}}
+  - name: head
+    layers:
+      - {{name: global_pool, global_avgpool: {{flatten: true}}}}
+      - {{name: fc, linear: $num_classes}}
+"""
+
+
+@pytest.mark.parametrize("size, pooled", [(16, (16, 7, 7)), (40, (16, 10, 10))])
+def test_at_least_is_timms_vgg_head(tmp_path, size, pooled) -> None:
+    """A map smaller than 7x7 is pooled up to it, a larger one passes: timm's ConvMlp (timm's
+    VGG with a small cfg loads strictly and gives the same outputs at both sizes)."""
+    pytest.importorskip("timm")
+    from timm.models.vgg import VGG
+
+    theirs = VGG([8, "M", 16, "M"], num_classes=10).eval()
+    path = tmp_path / "vgg.yaml"
+    path.write_text(TIMM_VGG_HEAD.format(size=size))
+    ours = nasblocks.build(path).eval()
+    assert ours.pre_logits.pool(torch.zeros(1, 16, size // 4, size // 4)).shape[1:] == pooled
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x))
+        torch.testing.assert_close(torch.fx.symbolic_trace(ours)(x), theirs(x))
+
+
+def test_at_least_needs_both_sides() -> None:
+    spec = get_block("adaptive_avgpool")(output_size=[None, 7], at_least=True)
+    with pytest.raises(ShapeError, match="at_least needs both sides of output_size"):
+        spec.output_shape((4, 5, 5))

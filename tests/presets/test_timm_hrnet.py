@@ -66,3 +66,28 @@ def test_wider_hrnets_are_the_same_blocks(name):
 def test_hrnet_input_must_halve_exactly():
     with pytest.raises(nasblocks.SpecError, match="multiples of 32"):
         nasblocks.build("hrnet_w18_small", input=[3, 200, 200])
+
+
+def test_consecutive_hrnet_layers_hand_the_branches_over_unpacked():
+    """The compiled forward skips the packing between two HRNet layers; a map that is also a
+    feature output stays packed, and every way of running the net gives the same numbers."""
+    model = nasblocks.build("hrnet_w18_small").eval()
+    calls = {n.target: n.kwargs for n in model.graph.nodes if n.op == "call_module"}
+    inner = ["transition1", "stage2", "transition2", "stage3", "transition3", "stage4"]
+    assert all(calls[name] == {"pack": False} for name in [*inner, "incre_modules"])
+    assert calls["layer1"] == {} and calls["downsamp_modules"] == {}  # one map each
+
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        packed = x
+        for child in model.children():  # each layer alone: packed maps
+            packed = child(packed)
+        torch.testing.assert_close(model(x), packed)
+        features = nasblocks.build("hrnet_w18_small", features_only=True)
+        features.load_state_dict(model.state_dict(), strict=False)
+        taps = {n.target: n.kwargs for n in features.eval().graph.nodes if n.op == "call_module"}
+        outs = features(x)
+    # the stages whose packed map is a feature output pass it packed
+    tapped = [m["module"] for m in features.feature_info.get_dicts()]
+    assert any(taps.get(t) == {} and t in inner for t in tapped), (tapped, taps)
+    assert len(outs) == len(tapped)
