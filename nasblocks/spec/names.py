@@ -20,7 +20,7 @@ so a 1 KB file cannot keep ``summary`` or ``build`` busy for minutes."""
 # plain identifiers (or nn.Sequential-style indices) that shadow nothing a module has. The
 # public attributes of ``torch.fx.GraphModule`` / ``nn.Sequential`` / ``nn.Module`` are written
 # out here so that the spec layer stays torch-free; tests/spec/test_hostile.py checks this
-# list against torch's. ``spec`` is the attribute ``build`` sets on the model.
+# list against torch's and nasblocks' Network. ``spec`` is the attribute ``build`` sets.
 RESERVED_NAMES = frozenset(
     [
         "T_destination",
@@ -93,6 +93,17 @@ RESERVED_NAMES = frozenset(
         "shape_env",
         "spec",
         "self",
+        # what nasblocks' Network and FeatureNetwork add (timm's model API)
+        "drop_rate",
+        "feature_info",
+        "forward_features",
+        "forward_head",
+        "get_classifier",
+        "head_hidden_size",
+        "kept",
+        "num_classes",
+        "num_features",
+        "reset_classifier",
     ]
 )
 NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}|[0-9]{1,9}")
@@ -100,6 +111,44 @@ NAME_RULE = (
     "a name is a letter followed by letters, digits or _ (at most 64), or a layer index; "
     "not a Python keyword nor a module attribute"
 )
+
+
+MAX_DOTS = 3
+"""Dots a layer name may hold (``convs.0``: the module ``0`` of a container ``convs``)."""
+
+
+def check_layer_name(name: Any, path: YamlPath) -> str:
+    """A layer name: a name, or a dotted path of names (at most :data:`MAX_DOTS` dots) that
+    puts the layer's module inside a container of that path (``convs.0``, ``bns.0``: timm's
+    interleaved ``ModuleList`` children), whatever the data flow; every part follows the rule
+    of :func:`check_name`."""
+    if isinstance(name, str) and "." in name:
+        parts = name.split(".")
+        if len(parts) > MAX_DOTS + 1:
+            raise SpecError(f"layer name {name!r} has more than {MAX_DOTS} dots", path)
+        for part in parts:
+            try:
+                check_name(part, path, "layer name part")
+            except SpecError as e:
+                raise SpecError(f"in layer name {name!r}: {e.message}", path) from None
+        return name
+    return check_name(name, path)
+
+
+def check_paths(names: dict[str, Any], path_of: Any) -> None:
+    """Dotted names of one layer list must not go inside a sibling's own module: ``convs.0``
+    next to a layer ``convs`` is refused at ``path_of(name)`` (containers are made only for
+    the dotted names)."""
+    for name in names:
+        parts = name.split(".")
+        for k in range(1, len(parts)):
+            outer = ".".join(parts[:k])
+            if outer in names:
+                raise SpecError(
+                    f"layer {name!r} would go inside layer {outer!r}, which is a module of "
+                    f"its own; rename one of them",
+                    path_of(name),
+                )
 
 
 def check_name(name: Any, path: YamlPath, what: str = "layer name") -> str:

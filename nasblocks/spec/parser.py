@@ -17,7 +17,7 @@ from nasblocks.registry import BlockSpec, get_block, is_block, suggest
 from nasblocks.spec.block_stages import block_stage_items
 from nasblocks.spec.located import pydantic_error
 from nasblocks.spec.models import LAYER_META, SpecDocument
-from nasblocks.spec.names import MAX_LAYERS, check_name
+from nasblocks.spec.names import MAX_LAYERS, check_layer_name, check_name, check_paths
 from nasblocks.spec.sugar import Generated, expand_stages, scaled_depth, vgg_items
 from nasblocks.spec.types import Layer, Spec
 
@@ -95,6 +95,7 @@ class Parser:
                 )
             seen[layer.name] = i
             out.append(layer)
+        check_paths(seen, lambda name: (*path, seen[name], "name"))
         return tuple(out)
 
     def layer(self, item: Any, path: YamlPath, index: int) -> Layer:
@@ -116,7 +117,7 @@ class Parser:
         item, at = _unwrap_block(item, path)  # `at`: where the block's mapping is
         meta = {k: v for k, v in item.items() if k in LAYER_META}
         kinds = [k for k in item if k not in LAYER_META]
-        name = check_name(meta.get("name", str(index)), (*path, "name"))
+        name = check_layer_name(meta.get("name", str(index)), (*path, "name"))
         if name == "input":
             raise SpecError("'input' is reserved for the network input", (*path, "name"))
         repeat = meta.get("repeat", 1)

@@ -56,9 +56,10 @@ class Plan:
 
     @property
     def is_chain(self) -> bool:
-        """Every node takes the one before it: an ``nn.Sequential`` will do."""
+        """Every node takes the one before it and no name is dotted: an ``nn.Sequential``
+        will do."""
         return all(
-            n.inputs == ((i - 1) if i else INPUT,) and not n.layer.aux
+            n.inputs == ((i - 1) if i else INPUT,) and not n.layer.aux and "." not in n.layer.name
             for i, n in enumerate(self.nodes)
         )
 

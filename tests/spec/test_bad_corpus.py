@@ -92,7 +92,7 @@ CASES = [
     ("name-forward", L("{name: forward, conv: 8}")),
     ("name-dunder", L("{name: __class__, conv: 8}")),
     ("name-quote", L('{name: "a\'b", conv: 8}')),
-    ("name-dotted", L("{name: x.y, conv: 8}")),
+    ("name-dotted-inside-a-layer", L("{name: x, conv: 8}", "{name: x.y, conv: 8}")),
     ("name-unicode", L("{name: é, conv: 8}")),
     ("name-empty", L("{name: '', conv: 8}")),
     ("name-too-long", L("{name: " + "a" * 65 + ", conv: 8}")),

@@ -30,7 +30,9 @@ HOSTILE = {
     "dunder-class": "__class__",
     "quote": "a'b",
     "meta": "meta",
-    "dotted": "x.y",
+    "dotted-dunder": "x.__dict__",  # (a dotted name is a container path: each part checked)
+    "dotted-reserved": "x.forward",
+    "dotted-empty": "x.",
     "unicode": "é",
     "empty": "",
     "too-long": "a" * 65,
@@ -155,14 +157,23 @@ def _public(obj) -> set[str]:
 
 
 def test_reserved_names_cover_module_attributes():
+    """Torch's module attributes and those of nasblocks' networks (timm's API: a layer named
+    ``forward_head`` would be shadowed by the method, silently)."""
     from torch import fx, nn
 
+    from nasblocks.network import FeatureNetwork, Network
     from nasblocks.spec.names import RESERVED_NAMES
 
+    features = nasblocks.build(
+        {"name": "f", "input": [3, 8, 8], "layers": [{"name": "c", "conv": 4}]}, features_only=True
+    )
     public = (
         _public(fx.GraphModule(nn.Module(), fx.Graph()))
         | _public(nn.Sequential())
         | _public(nn.Module())
+        | _public(Network)
+        | _public(FeatureNetwork)
+        | (_public(features) - {"c"})
     )
     missing = sorted(public - RESERVED_NAMES)
     assert not missing, f"RESERVED_NAMES lacks {missing}"
