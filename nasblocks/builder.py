@@ -228,8 +228,8 @@ def _graph_module(
             value = graph.call_module(node.name, args)
         values.append(value)
     aux_names = [n.name for n in p.nodes if n.layer.aux]
-    if outputs is None:
-        outputs = [(n, n) for n in (p.main_nodes[-1].name, *aux_names)]
+    if outputs is None:  # fields: the layer names, "_" for the dots of a dotted one
+        outputs = [(n.replace(".", "_"), n) for n in (p.main_nodes[-1].name, *aux_names)]
     fields = tuple(f for f, _ in outputs)
     out_values = [values[index[layer]] for _, layer in outputs]
     if aux_names:

@@ -29,8 +29,18 @@ LEAKY_SLOPE = 0.1
 class LeakyReLUArgs(BaseModel):
     """The arguments of ``activation: {leaky_relu: ...}``."""
 
-    model_config = ConfigDict(extra="forbid")
-    negative_slope: float = Field(LEAKY_SLOPE, ge=0, le=1, description="Slope for x < 0.")
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    negative_slope: float = Field(
+        LEAKY_SLOPE, ge=0, le=1, strict=True, allow_inf_nan=False, description="Slope for x < 0."
+    )
+
+
+class ActivationArgs(BaseModel):
+    """An activation with its arguments, as validated from ``{leaky_relu: 0.01}``: frozen like
+    the rest of a spec; ``model_dump()`` is the mapping written out."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    leaky_relu: LeakyReLUArgs
 
 
 ACTIVATION_ARGS: dict[str, tuple[type[BaseModel], str]] = {
@@ -39,14 +49,16 @@ ACTIVATION_ARGS: dict[str, tuple[type[BaseModel], str]] = {
 """Activations that take arguments: their model and the field a scalar stands for."""
 
 
-def _activation(value: Any) -> Any:
-    """A name (``relu``) or a one-key mapping with arguments (``{leaky_relu: 0.01}``,
-    ``{leaky_relu: {negative_slope: 0.01}}``), the mapping made explicit."""
-    names = ", ".join(repr(n) for n in ACTIVATION_NAMES[:-1]) + f" or {ACTIVATION_NAMES[-1]!r}"
+def _check_activation(value: Any, allowed: tuple[str, ...]) -> Any:
+    """A name of ``allowed`` (``relu``) or a one-key mapping with arguments
+    (``{leaky_relu: 0.01}``, ``{leaky_relu: {negative_slope: 0.01}}``): an ActivationArgs."""
+    if isinstance(value, ActivationArgs):
+        return value
+    names = ", ".join(repr(n) for n in allowed[:-1]) + f" or {allowed[-1]!r}"
     takes = " or ".join(f"{{{k}: {v[1]}}}" for k, v in ACTIVATION_ARGS.items())
     if isinstance(value, str):
-        if value not in ACTIVATION_NAMES:
-            hint = suggest(value, ACTIVATION_NAMES)
+        if value not in allowed:
+            hint = suggest(value, allowed)
             raise ValueError(f"Input should be {names}, or a mapping like {takes}{hint}")
         return value
     if not isinstance(value, dict) or len(value) != 1:
@@ -55,44 +67,45 @@ def _activation(value: Any) -> Any:
     if name not in ACTIVATION_ARGS:
         hint = suggest(str(name), ACTIVATION_ARGS)
         raise ValueError(f"{name!r} takes no arguments here; those that do: {takes}{hint}")
-    model, scalar = ACTIVATION_ARGS[name]
+    scalar = ACTIVATION_ARGS[name][1]
     if not isinstance(args, dict):
         args = {} if args is None else {scalar: args}
     try:
-        return {name: model.model_validate(args).model_dump()}
+        return ActivationArgs.model_validate({name: args})
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(x) for x in first["loc"])
-        raise ValueError(f"{name}.{where}: {first['msg']}") from None
+        raise ValueError(f"{where}: {first['msg']}") from None
 
 
-Activation = Annotated[
-    ActivationName | dict[str, Any],
-    BeforeValidator(_activation),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"enum": list(ACTIVATION_NAMES)},
-                {
-                    "type": "object",
-                    "properties": {"leaky_relu": {"type": ["number", "object", "null"]}},
-                    "additionalProperties": False,
-                    "minProperties": 1,
-                    "maxProperties": 1,
-                },
-            ]
-        }
-    ),
-]
+def activation_checks(allowed: tuple[str, ...]) -> tuple[BeforeValidator, WithJsonSchema]:
+    """The validator and JSON schema of an activation field taking the names ``allowed`` or,
+    with arguments, a mapping like ``{leaky_relu: 0.01}`` (then an :class:`ActivationArgs`):
+    ``check, schema = activation_checks(names)``, then
+    ``Annotated[str | ActivationArgs, check, schema]``."""
+    mapping = {
+        "type": "object",
+        "properties": {k: {"type": ["number", "object", "null"]} for k in ACTIVATION_ARGS},
+        "additionalProperties": False,
+        "minProperties": 1,
+        "maxProperties": 1,
+    }
+    return (
+        BeforeValidator(lambda v: _check_activation(v, allowed)),
+        WithJsonSchema({"anyOf": [{"enum": list(allowed)}, mapping]}),
+    )
+
+
+_CHECK, _SCHEMA = activation_checks(ACTIVATION_NAMES)
+Activation = Annotated[str | ActivationArgs, _CHECK, _SCHEMA]
 """An activation field: a name, or a one-key mapping with its arguments
 (``{leaky_relu: 0.01}``)."""
 
 
-def activation_layer(activation: str | dict[str, Any]) -> dict[str, Any]:
+def activation_layer(activation: str | ActivationArgs) -> dict[str, Any]:
     """The layer item an activation field stands for (a bare ``leaky_relu``: slope 0.1)."""
-    if isinstance(activation, dict):
-        ((name, args),) = activation.items()
-        return {name: dict(args)}
+    if isinstance(activation, ActivationArgs):
+        return activation.model_dump()
     if activation == "leaky_relu":
         return {"leaky_relu": {"negative_slope": LEAKY_SLOPE}}
     return {activation: None}

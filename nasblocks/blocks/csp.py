@@ -11,7 +11,7 @@ slope 0.01, the default of ``negative_slope`` here.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -27,8 +27,12 @@ SOURCE = (
     "Wang et al., CSPNet (2020), arXiv:1911.11929; Redmon & Farhadi, YOLOv3 (2018); timm cspnet"
 )
 
-CspActivation = Literal["leaky_relu", "relu", "silu", "mish", "none"]
-ACT_DOC = "Activation after each norm: leaky_relu (with negative_slope), relu, silu or none."
+_CHECK, _SCHEMA = f.activation_checks(("leaky_relu", "relu", "silu", "mish", "none"))
+CspActivation = Annotated[str | f.ActivationArgs, _CHECK, _SCHEMA]
+ACT_DOC = (
+    "Activation after each norm: leaky_relu (with negative_slope), relu, silu, mish or none; "
+    "or {leaky_relu: SLOPE}."
+)
 
 
 def conv_bn(cin: int, cout: int, k: int, out: Shape, groups: int = 1) -> Cost:

@@ -42,10 +42,12 @@ def make_norm(
     raise ValueError(f"unknown norm {kind!r}")
 
 
-def make_activation(kind: str | dict[str, Any] | None, inplace: bool = True) -> nn.Module:
+def make_activation(kind: Any, inplace: bool = True) -> nn.Module:
     """An activation module by name (``none`` gives Identity), or from a one-key mapping with
-    its arguments, as activation fields validate them (``{"leaky_relu": {"negative_slope":
-    0.01}}``)."""
+    its arguments (``{"leaky_relu": {"negative_slope": 0.01}}``; an activation field's
+    validated value, whose ``model_dump()`` is that mapping)."""
+    if hasattr(kind, "model_dump"):
+        kind = kind.model_dump()
     if isinstance(kind, dict):
         ((name, args),) = kind.items()
         if name == "leaky_relu":

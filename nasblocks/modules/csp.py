@@ -10,7 +10,7 @@ from torch import nn
 from nasblocks.modules.common import make_activation
 
 
-def _act(activation: str, negative_slope: float) -> nn.Module:
+def _act(activation: Any, negative_slope: float) -> nn.Module:
     if activation == "leaky_relu":
         return nn.LeakyReLU(negative_slope, inplace=True)
     if activation == "mish":

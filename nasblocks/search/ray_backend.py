@@ -557,6 +557,13 @@ class TrialNames:
         return f"{self(trial)}_{trial.trial_id}"
 
 
+def _trial_name(trial: Any) -> str:
+    """The names of rounds made before :class:`TrialNames` (``trial_<n>_<id>``, n counted
+    from 1 in its round): Tune pickles its config with the round, so this must stay for such a
+    round to be restored."""
+    return f"trial_{trial.experiment_tag.split('_')[0]}_{trial.trial_id}"
+
+
 def _interrupted(records: list[TrialRecord]) -> bool:
     """Trials neither finished nor errored: the round was stopped (Ctrl-C) before its end."""
     return any(r.status not in ("TERMINATED", "ERROR") for r in records)

@@ -93,7 +93,10 @@ RESERVED_NAMES = frozenset(
         "shape_env",
         "spec",
         "self",
-        # what nasblocks' Network and FeatureNetwork add (timm's model API)
+    ]
+)
+NETWORK_NAMES = frozenset(
+    [  # what nasblocks' Network and FeatureNetwork add (timm's model API): layer names only
         "drop_rate",
         "feature_info",
         "forward_features",
@@ -121,7 +124,8 @@ def check_layer_name(name: Any, path: YamlPath) -> str:
     """A layer name: a name, or a dotted path of names (at most :data:`MAX_DOTS` dots) that
     puts the layer's module inside a container of that path (``convs.0``, ``bns.0``: timm's
     interleaved ``ModuleList`` children), whatever the data flow; every part follows the rule
-    of :func:`check_name`."""
+    of :func:`check_name`, and the first (an attribute of the network) is none of
+    :data:`NETWORK_NAMES`."""
     if isinstance(name, str) and "." in name:
         parts = name.split(".")
         if len(parts) > MAX_DOTS + 1:
@@ -131,8 +135,16 @@ def check_layer_name(name: Any, path: YamlPath) -> str:
                 check_name(part, path, "layer name part")
             except SpecError as e:
                 raise SpecError(f"in layer name {name!r}: {e.message}", path) from None
-        return name
-    return check_name(name, path)
+        first = parts[0]
+    else:
+        name = first = check_name(name, path)
+    if first in NETWORK_NAMES:
+        raise SpecError(
+            f"layer name {first!r} is an attribute of nasblocks' networks (timm's model API); "
+            "choose another name",
+            path,
+        )
+    return name
 
 
 def check_paths(names: dict[str, Any], path_of: Any) -> None:

@@ -215,7 +215,7 @@ def plan_for(spec: Spec, shape: Shape) -> Plan:
                 if not field_name.isidentifier() or field_name.startswith("_"):
                     raise SpecError(
                         f"output name {field_name!r} is not a Python identifier",
-                        ("outputs", field_name),
+                        ("outputs", k if as_list else field_name),
                     )
         return result
     except SpecError as e:

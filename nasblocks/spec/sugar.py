@@ -155,7 +155,7 @@ def expand_stages(doc: SpecDocument) -> list[Generated]:
     return items
 
 
-def _stem_conv(stem: Any, activation: str | dict[str, Any]) -> dict[str, Any]:
+def _stem_conv(stem: Any, activation: str | f.ActivationArgs) -> dict[str, Any]:
     """``conv1``: one conv, or (deep stems) a group of three 3x3 convs, the first strided."""
 
     def conv(out: int, k: int, stride: int) -> dict[str, Any]:

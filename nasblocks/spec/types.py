@@ -111,11 +111,14 @@ class Spec:
 
     @property
     def outputs(self) -> list[tuple[str, str]] | None:
-        """``(field name, layer name)`` pairs of an explicit ``outputs``, else None."""
+        """``(field name, layer name)`` pairs of an explicit ``outputs``, else None; a listed
+        layer's field is its name with ``_`` for the dots of a dotted name."""
         out = self.doc.outputs
         if out is None:
             return None
-        return list(out.items()) if isinstance(out, dict) else [(n, n) for n in out]
+        if isinstance(out, dict):
+            return list(out.items())
+        return [(n.replace(".", "_") if isinstance(n, str) else n, n) for n in out]
 
     def canonical(self) -> dict[str, Any]:
         """Everything that determines the built module, in a stable JSON-able form."""

@@ -79,15 +79,19 @@ def test_consecutive_hrnet_layers_hand_the_branches_over_unpacked():
 
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
-        packed = x
-        for child in model.children():  # each layer alone: packed maps
-            packed = child(packed)
+        packed, alone = x, {}
+        for name, child in model.named_children():  # each layer alone: packed maps
+            packed = alone[name] = child(packed)
         torch.testing.assert_close(model(x), packed)
         features = nasblocks.build("hrnet_w18_small", features_only=True)
-        features.load_state_dict(model.state_dict(), strict=False)
+        missing = features.load_state_dict(model.state_dict(), strict=False).missing_keys
+        assert not missing  # (the unexpected keys: the head, which features_only leaves out)
         taps = {n.target: n.kwargs for n in features.eval().graph.nodes if n.op == "call_module"}
         outs = features(x)
-    # the stages whose packed map is a feature output pass it packed
+    # the stages whose packed map is a feature output pass it packed, and it is the map the
+    # layer gives on its own
     tapped = [m["module"] for m in features.feature_info.get_dicts()]
     assert any(taps.get(t) == {} and t in inner for t in tapped), (tapped, taps)
-    assert len(outs) == len(tapped)
+    assert len(outs) == len(tapped) and set(tapped) <= set(alone)
+    for out, name in zip(outs, tapped, strict=True):
+        torch.testing.assert_close(out, alone[name])

@@ -429,3 +429,11 @@ def test_a_local_ray_started_by_the_cli_prints_only_nasblocks_lines(write_space,
     assert lines[0].startswith("[ray 1/1] trial_0: val_acc"), lines
     assert not any("Token" in line or "WARNING" in line for line in lines), lines
     assert (tmp_path / ".ray" / "auth_token").is_file()  # authentication stayed on
+
+
+def test_trial_names_count_on_from_earlier_rounds_and_old_rounds_still_unpickle():
+    trial = SimpleNamespace(experiment_tag="3_width=8", trial_id="a1b2")
+    names = ray_backend.TrialNames(first=5)  # five trials in the earlier rounds: 0 ... 4
+    assert (names(trial), names.folder(trial)) == ("trial_7", "trial_7_a1b2")
+    # the name function rounds saved before TrialNames pickled with their TuneConfig
+    assert ray_backend._trial_name(trial) == "trial_3_a1b2"

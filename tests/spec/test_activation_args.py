@@ -5,6 +5,7 @@ a bad one is one located line."""
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 from torch import nn
 
 import nasblocks
@@ -78,6 +79,9 @@ def test_a_mapping_and_a_scalar_are_the_same_spec(tmp_path):
         ("{leaky_relu: {slope: 0.1}}", "leaky_relu.slope: Extra inputs are not permitted"),
         ("{leaky_relu: 0.1, relu: null}", "an activation is a name"),
         ("reluu", "(did you mean 'relu'"),
+        ("{leaky_relu: true}", "leaky_relu.negative_slope: Input should be a valid number"),
+        ("{leaky_relu: '0.5'}", "leaky_relu.negative_slope: Input should be a valid number"),
+        ("{leaky_relu: .nan}", "leaky_relu.negative_slope: Input should be a finite number"),
     ],
 )
 def test_a_bad_activation_is_one_located_line(tmp_path, capsys, value, message):
@@ -88,3 +92,35 @@ def test_a_bad_activation_is_one_located_line(tmp_path, capsys, value, message):
     assert err.count("\n") == 1, err
     assert err.startswith(f"{path}:6:36: layers[1].conv_bn_act.activation: "), err
     assert message in err, err
+
+
+def test_csp_blocks_take_the_mapping_and_the_default(tmp_path):
+    """timm's CSP nets are where partial(LeakyReLU, 0.01) comes from."""
+    path = tmp_path / "csp.yaml"
+    path.write_text(
+        "name: c\ninput: [3, 32, 32]\ndefaults: {activation: {leaky_relu: 0.02}}\nlayers:\n"
+        "  - conv_norm_act: 8\n"
+        "  - csp_stage: {out_channels: 16, depth: 1, expand_ratio: 2.0, down_growth: true}\n"
+        "  - conv_norm_act: {out_channels: 8, activation: {leaky_relu: 0.3}}\n"
+        "  - conv_norm_act: {out_channels: 8, activation: mish}\n"
+    )
+    model = nasblocks.build(path)
+    found = slopes(model)
+    assert found[-1] == 0.3 and set(found[:-1]) == {0.02} and len(found) > 3
+    assert sum(isinstance(m, nn.Mish) for m in model.modules()) == 1
+
+
+def test_the_value_is_frozen_and_exports_as_written(tmp_path, capsys):
+    path = tmp_path / "t.yaml"
+    path.write_text(SPEC)
+    spec = nasblocks.load_spec(path)
+    value = spec.layers[1].block.activation
+    with pytest.raises(ValidationError):
+        value.leaky_relu = None
+    with pytest.raises(ValidationError):
+        value.leaky_relu.negative_slope = 5.0
+    assert value.model_dump() == {"leaky_relu": {"negative_slope": 0.2}}
+    out = tmp_path / "out.yaml"
+    assert main(["export", str(path), "-o", str(out)]) == 0
+    again = nasblocks.load_spec(out)
+    assert again.hash() == spec.hash() and slopes(nasblocks.build(out)) == [0.01, 0.2, 0.1]

@@ -111,7 +111,8 @@ BAD = [
         "layer name part 'forward' is an attribute every nn.Module has",
     ),
     ("{name: x.__class__, conv: 4}", 4, "layer name part '__class__' is not allowed"),
-    ("{name: forward_head, conv: 4}", 4, "'forward_head' is an attribute every nn.Module has"),
+    ("{name: forward_head, conv: 4}", 4, "'forward_head' is an attribute of nasblocks' networks"),
+    ("{name: num_classes.x, conv: 4}", 4, "'num_classes' is an attribute of nasblocks' networks"),
 ]
 
 
@@ -123,3 +124,38 @@ def test_bad_dotted_names_are_one_located_line(tmp_path, capsys, layers, line, m
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"{path}:{line}:"), err
     assert message in err, err
+
+
+def test_network_attribute_names_stay_free_for_template_parameters(tmp_path):
+    """Only layer names become attributes of the network: a template parameter may be called
+    ``drop_rate``, an inner part of a dotted name ``num_classes``."""
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        "name: t\ninput: [3, 8, 8]\n"
+        "templates:\n"
+        "  unit:\n"
+        "    params: {width: null, drop_rate: 0.1}\n"
+        "    layers: [{conv: $width}, {dropout: $drop_rate}]\n"
+        "layers:\n"
+        "  - {name: body, unit: {width: 4}}\n"
+        "  - {name: head.num_classes, global_avgpool: {flatten: true}}\n"
+    )
+    model = nasblocks.build(path)
+    assert model(torch.randn(1, 3, 8, 8)).shape == (1, 4)
+
+
+def test_output_fields_of_dotted_layers_use_underscores(tmp_path):
+    text = (
+        "name: t\ninput: [3, 8, 8]\nlayers:\n"
+        "  - {name: body.conv, conv: 4}\n"
+        "  - {name: aux.head, aux: true, global_avgpool: {flatten: true}}\n"
+        "  - {name: head.pool, from: body.conv, global_avgpool: {flatten: true}}\n"
+    )
+    (tmp_path / "a.yaml").write_text(text)
+    out = nasblocks.build(tmp_path / "a.yaml").train()(torch.randn(1, 3, 8, 8))
+    assert out._fields == ("head_pool", "aux_head")
+    (tmp_path / "b.yaml").write_text(text + "outputs: [body.conv, head.pool]\n")
+    model = nasblocks.build(tmp_path / "b.yaml")
+    assert [f for f, _ in model.spec.outputs] == ["body_conv", "head_pool"]
+    conv, pooled = model.eval()(torch.randn(1, 3, 8, 8))
+    assert conv.shape == (1, 4, 8, 8) and pooled.shape == (1, 4)
