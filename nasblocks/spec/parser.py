@@ -40,6 +40,12 @@ class Parser:
             check_name(tname, where, "template name")
             if tname in ("vgg", "block_stages") or is_block(tname):
                 raise SpecError(f"template {tname!r} has the name of a block; rename it", where)
+            if tname in LAYER_META or tname == "block":
+                raise SpecError(
+                    f"template {tname!r} has the name of a layer key (`{tname}:` in a layer "
+                    "means that key, not the template); rename it",
+                    where,
+                )
             for pname in self.templates[tname].params:
                 check_name(pname, (*where, "params", pname), "template parameter")
 

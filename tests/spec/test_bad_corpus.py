@@ -92,6 +92,16 @@ CASES = [
     ("name-forward", L("{name: forward, conv: 8}")),
     ("name-dunder", L("{name: __class__, conv: 8}")),
     ("name-quote", L('{name: "a\'b", conv: 8}')),
+    (
+        "template-named-like-a-layer-key",
+        T
+        + "templates:\n  block:\n    params: {w: null}\n    layers: [{conv: $w}]\n"
+        + "layers:\n  - {block: {w: 4}}\n",
+    ),
+    (
+        "template-named-repeat",
+        T + "templates:\n  repeat:\n    layers: [conv: 4]\nlayers:\n  - conv: 4\n",
+    ),
     ("name-dotted-inside-a-layer", L("{name: x, conv: 8}", "{name: x.y, conv: 8}")),
     ("name-unicode", L("{name: é, conv: 8}")),
     ("name-empty", L("{name: '', conv: 8}")),
