@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -299,3 +301,31 @@ def test_outputs_mapping_names_fields_and_drops_unlisted_aux():
     assert plain.train()(torch.randn(2, 3, 8, 8)).shape == (2, 3)
     with pytest.raises(SpecError, match="unknown layer 'fcc'"):
         load_spec({**base, "outputs": {"logits": "fcc"}})
+
+
+def test_every_shipped_spec_passes_the_json_schema_and_it_refuses_a_bad_one():
+    """What an editor checks with `nasblocks schema` agrees with nasblocks: every preset and
+    example is valid, the new forms (activation arguments, dotted names) too; a bad
+    activation mapping is flagged."""
+    jsonschema = pytest.importorskip("jsonschema")  # (installed with Ray, the dev extra)
+    import yaml
+
+    from nasblocks.spec.schema import spec_json_schema
+
+    validator = jsonschema.Draft202012Validator(spec_json_schema())
+    root = Path(nasblocks.__file__).parent
+    files = sorted((root / "presets").glob("*.yaml"))
+    files += sorted((root.parent / "experiments" / "examples").glob("*.yaml"))
+    assert len(files) > 50
+    for file in files:
+        errors = [e.message for e in validator.iter_errors(yaml.safe_load(file.read_text()))]
+        assert not errors, (file.name, errors[:3])
+    doc = {
+        "name": "t",
+        "input": [3, 8, 8],
+        "defaults": {"activation": {"leaky_relu": 0.01}},
+        "layers": [{"name": "convs.0", "conv_bn_act": {"out_channels": 4}}],
+    }
+    assert not list(validator.iter_errors(doc))
+    doc["defaults"]["activation"] = {"leaky_relu": 0.01, "relu": None}
+    assert list(validator.iter_errors(doc))
