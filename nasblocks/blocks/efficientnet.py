@@ -206,6 +206,8 @@ class _TimmBlock(BlockSpec):
     odd_kernels = field_validator("kernel_size")(_check_odd)
 
     def se_channels(self, in_channels: int) -> int:
+        """Hidden channels of the block's SE (timm rounds them per block kind); each
+        subclass."""
         raise NotImplementedError
 
     def _check_se(self, in_channels: int) -> None:

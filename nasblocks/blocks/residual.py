@@ -198,6 +198,7 @@ class _ResNetBlock(BlockSpec):
         return cost.total(shortcut, gate, *self._branch(in_shape, out, bias))
 
     def _branch(self, in_shape: Shape, out: Shape, bias: bool) -> list[Cost]:
+        """Costs of the residual branch's layers; each block kind (basic, bottleneck)."""
         raise NotImplementedError
 
 

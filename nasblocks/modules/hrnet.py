@@ -41,6 +41,8 @@ class _Branches(nn.ModuleList):
         return self.pack(ys) if pack else ys
 
     def run(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The layer's branches out from its branches in; every subclass defines it
+        (``HRNetDownsample``, whose output is one map, overrides ``forward`` instead)."""
         raise NotImplementedError
 
     def _set_io(self, in_widths: Sequence[int], out_count: int) -> None:

@@ -110,6 +110,7 @@ class _SKBlock(_ResNetBlock):
         )  # fmt: skip
 
     def _build(self, cin: int, channels: int, width: int, out_channels: int, sk) -> None:
+        """The block's own convs (``sk`` makes a selective-kernel conv); each subclass."""
         raise NotImplementedError
 
     @property
