@@ -30,6 +30,18 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _imagefolder_cache(tmp_path_factory):
+    """Decoded image folders are cached under a temporary folder, never the user's home."""
+    previous = os.environ.get("NASBLOCKS_CACHE")
+    os.environ["NASBLOCKS_CACHE"] = str(tmp_path_factory.mktemp("nasblocks-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("NASBLOCKS_CACHE", None)
+    else:
+        os.environ["NASBLOCKS_CACHE"] = previous
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _torch_threads():
     try:
         import torch

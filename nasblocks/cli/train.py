@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import sys
 from pathlib import Path
 
@@ -22,6 +24,13 @@ def run(args) -> int:
     if args.out:
         check_folder(args.out)
     trial = _search_trial(args)  # a search's output folder (or a file in it): reproduce
+    score_only = args.inherit and args.epochs == 0
+    if args.inherit and trial is None:
+        raise NasBlocksError(f"--inherit: {args.spec} is not a search's output folder")
+    if args.epochs == 0 and not args.inherit:
+        raise NasBlocksError("--epochs: 0 only scores inherited weights; add --inherit")
+    if score_only:
+        args.epochs = None
     config = _config(args, trial.train if trial else {})
     if trial and args.dataset is None:
         root = {"root": args.data_root} if args.data_root is not None else {}
@@ -55,6 +64,12 @@ def run(args) -> int:
     except NasBlocksError as e:
         raise NasBlocksError(f"{args.spec}: {e}") from None
     splits = data.prepared(spec.input_shape)
+    if args.inherit:
+        assert trial is not None
+        model.load_state_dict(trial.weights(), strict=True)
+        if score_only:
+            with _threads(trial.threads):
+                return _score(model, splits, config, trial, spec.name)
     make_folder(out)
     write_atomic(out / "spec.yaml", dump_spec(spec.raw))
 
@@ -66,23 +81,15 @@ def run(args) -> int:
                 file=sys.stderr,
             )
 
-    threads = trial.threads if trial else None
-    if threads:  # the search's torch threads: the same float reductions, the same numbers
-        import torch
-
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads)
-    try:
+    with _threads(trial.threads if trial else None):
         result = fit_and_save(model, splits, config, out, report)
-    finally:
-        if threads:
-            torch.set_num_threads(before)
     recorded = ""
     if trial:
         here = result.history[-1]["train_loss"]
+        loss = f", train_loss {trial.train_loss:.4f}" if math.isfinite(trial.train_loss) else ""
         recorded = (
-            f" (trial {trial.number} of the search: val_acc {trial.val_acc:.4f}, train_loss "
-            f"{trial.train_loss:.4f}; here train_loss {here:.4f})"
+            f" (trial {trial.number} of the search: val_acc {trial.val_acc:.4f}{loss}; "
+            f"here train_loss {here:.4f})"
         )
     print(
         f"{spec.name} on {data.dataset}: val_acc {result.final_val_acc:.4f}, "
@@ -91,16 +98,76 @@ def run(args) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _threads(threads: int | None):
+    """The search's torch threads: the same float reductions, the same numbers."""
+    if not threads:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _score(model, splits, config, trial: _Trial, name: str) -> int:
+    """``--inherit --epochs 0``: the inherited weights scored on the validation images the
+    search scored them on, and on the test split."""
+    from nasblocks.supernet.training import _first
+    from nasblocks.train.trainer import evaluate
+
+    val = _first(splits.val, trial.val_images or len(splits.val))
+    scored = evaluate(model, val, config)
+    test = evaluate(model, splits, config, split="test")
+    print(
+        f"{name}: inherited weights of trial {trial.number}: val_acc {scored['acc']:.4f} "
+        f"(the search recorded {trial.val_acc:.4f}), test_acc {test['acc']:.4f}"
+    )
+    return 0
+
+
 class _Trial:
     """A trained trial of a search: its spec, training settings, data and results."""
 
-    def __init__(self, number: int, attrs: dict, data: dict, threads: int | None) -> None:
+    def __init__(
+        self,
+        number: int,
+        attrs: dict,
+        data: dict,
+        threads: int | None,
+        out: Path | None = None,
+        best: bool = False,
+        val_images: int | None = None,
+    ) -> None:
         self.number, self.threads = number, threads
         self.spec: dict = attrs["spec"]
         self.train: dict = dict(attrs["train"])
         self.val_acc = float(attrs["val_acc"])
         self.train_loss = float(attrs.get("train_loss", float("nan")))
         self.data = data
+        self.out, self.best, self.val_images = out, best, val_images
+        self.weights_file = attrs.get("weights")
+
+    def weights(self) -> dict:
+        """The weights the search kept for this trial (``best.pt`` for the best)."""
+        import torch
+
+        from nasblocks.errors import NasBlocksError
+
+        assert self.out is not None
+        path = self.out / "best.pt" if self.best else None
+        if path is None and self.weights_file:
+            path = self.out / str(self.weights_file)
+        if path is None or not path.is_file():
+            raise NasBlocksError(
+                f"--inherit: the weights of trial {self.number} were not kept (the search "
+                "keeps the best's, best.pt); drop --trial"
+            )
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _search_trial(args) -> _Trial | None:
@@ -144,8 +211,12 @@ def _search_trial(args) -> _Trial | None:
         raise NasBlocksError(
             f"--trial: trial {t.number} of {out} was not trained (nothing to reproduce)"
         )
-    threads = (run.get("settings") or {}).get("threads")
-    return _Trial(t.number, attrs, run.get("data") or {}, threads)
+    settings = run.get("settings") or {}
+    is_best = (best := results.best_trial(study)) is not None and best.number == t.number
+    val_images = (settings.get("supernet") or {}).get("val_images")
+    return _Trial(
+        t.number, attrs, run.get("data") or {}, settings.get("threads"), out, is_best, val_images
+    )
 
 
 def _config(args, base: dict):
@@ -201,6 +272,12 @@ def register(sub) -> None:
     )
     p.add_argument("--data-root", metavar="DIR", help="where dataset files live")
     p.add_argument("--epochs", type=int, metavar="E", help="default 10 (with OUT: the trial's)")
+    p.add_argument(
+        "--inherit",
+        action="store_true",
+        help="with OUT: start from the weights the search kept (a one-shot search's inherited "
+        "weights); --epochs 0 only scores them",
+    )
     p.add_argument("--batch-size", type=int, metavar="B")
     p.add_argument("--lr", type=float)
     p.add_argument("--optimizer", choices=("sgd", "adamw"))

@@ -139,6 +139,11 @@ def search(
         raise SearchError(f"the number of workers must be at least 1, got {workers}")
     if not isinstance(space, SearchSpace):
         space = load_space(space, overrides)
+    fixed: dict[str, Any] = {}
+    if space.settings.supernet is not None:  # training settings are not architecture
+        from nasblocks.supernet.training import fixed_training
+
+        space, fixed = fixed_training(space)
     if space.settings.evaluate is not None and workers > 1:
         raise SearchError(
             "a table search runs in one process (a lookup takes microseconds); drop --workers"
@@ -169,6 +174,8 @@ def search(
             try:
                 first = warm_up(space, study, data, info, show)
                 job = Job(space, data, info, trainer or run_trial)
+                if settings.supernet is not None:
+                    job = _one_shot(job, out, fixed, show)
                 if settings.evaluate is not None:
                     error = _run_table(study, Objective(job, out, show), show, first)
                 elif workers == 1 and exclusive:
@@ -186,6 +193,47 @@ def search(
     if error is not None:  # the outputs of the trials so far are written: the error is news
         raise SearchError(error)
     return outcome
+
+
+def _one_shot(job: Job, out: Path, fixed: dict[str, Any], show: Progress) -> Job:
+    """Train (or resume, or reuse) the space's supernet; trials are then scored by it."""
+    import dataclasses
+    import json
+
+    from nasblocks.files import write_atomic
+    from nasblocks.supernet import evaluator
+    from nasblocks.supernet.training import train_supernet
+    from nasblocks.train import DivergedError, TrainOutOfMemoryError
+
+    settings = job.space.settings.supernet
+    assert settings is not None
+    values = ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fixed.items()
+    )
+    show.note(
+        f"supernet: {settings.strategy}, {settings.epochs} epochs"
+        + (
+            f"; training settings fixed at {values} (search.supernet.train sets others)"
+            if values
+            else ""
+        )
+    )
+    try:
+        net, record = train_supernet(job.space, job.data, job.info, out, log=show.note)
+    except DivergedError as e:
+        kept = (
+            f"the last good checkpoint (epoch {e.epoch - 1}) is kept in {out / 'supernet.pt'}"
+            if e.epoch > 1
+            else "no epoch finished; lower search.supernet.train.lr"
+        )
+        raise SearchError(f"supernet {e}; {kept}") from None
+    except TrainOutOfMemoryError as e:
+        raise SearchError(f"supernet {e}") from None
+    record["fixed_training"] = fixed
+    write_atomic(out / "supernet.json", json.dumps(record, indent=2, default=str) + "\n")
+    path = evaluator.checkpoint_path(out)
+    evaluator.register(path, evaluator.Scorer(net, job.space, job.data, job.info))
+    return dataclasses.replace(job, supernet=str(path))
 
 
 def _write_what_we_have(study: optuna.Study, out: Path) -> None:

@@ -58,7 +58,7 @@ class TrialFailed(SearchError):
     """A trial that raised: recorded as FAIL with its reason; the study goes on."""
 
 
-REUSED = (*METRICS, "weights", "pruned_at", "diverged")
+REUSED = (*METRICS, "weights", "pruned_at", "diverged", "inherited")
 """What a duplicate takes from the trial whose result it reuses."""
 
 RECORDED = (
@@ -77,6 +77,7 @@ RECORDED = (
     "error",
     "traceback",
     "duplicate_of",
+    "inherited",
 )
 """The scalar user attributes a result may carry (``spec`` and ``train`` are mappings)."""
 
@@ -132,6 +133,7 @@ class Job:
     data: DataHandle
     info: DataInfo
     trainer: Callable[..., Any] = run_trial
+    supernet: str | None = None  # the trained supernet's checkpoint: trials are scored by it
 
     @property
     def table(self) -> Table | None:
@@ -192,6 +194,8 @@ def evaluate(
             return _reuse(original, attrs, costs, settings.directions())
         if started is not None:
             started(attrs)
+        if job.supernet is not None:
+            return _inherit(sample, job, attrs, costs)
         epochs = cand.config.epochs
 
         def each_epoch(epoch: int, metrics: dict[str, float]) -> bool:
@@ -233,6 +237,21 @@ def failure(error: BaseException, attrs: dict[str, Any] | None = None) -> Result
     tb = traceback.format_exception(type(error), error, error.__traceback__)
     attrs["traceback"] = "".join(tb)[-TRACEBACK_CHARS:]
     return Result(Status.FAILED, attrs)
+
+
+def _inherit(sample: Sample, job: Job, attrs: dict[str, Any], costs: dict[str, float]) -> Result:
+    """Supernet evaluation: the subnet's validation accuracy with inherited weights."""
+    import time
+
+    from nasblocks.supernet.evaluator import scorer_for
+
+    assert job.supernet is not None
+    start = time.perf_counter()
+    scorer = scorer_for(job.supernet, job.space, job.data, job.info)
+    metrics, weights = scorer.score(sample)
+    attrs.update(metrics, duration_s=time.perf_counter() - start, inherited=True)
+    values = objective_values(job.space.settings.directions(), metrics["val_acc"], costs)
+    return Result(Status.COMPLETE, attrs, values, costs, weights=weights)
 
 
 def _look_up(sample: Sample, job: Job, table: Table, attrs: dict[str, Any]) -> Result:

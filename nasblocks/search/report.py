@@ -56,6 +56,7 @@ def write_report(study: optuna.Study, out: Path) -> Path:
     lines = [f"# Search report: {study.study_name}", ""]
     lines += _overview(study, trials, run)
     lines += _best_section(study, best, out)
+    lines += supernet_section(out, _save, _figure)
     for title, file in plots:
         lines += [f"## {title}", "", f"![{title}]({file})", ""]
     lines += notes + ([""] if notes else [])
@@ -95,6 +96,9 @@ def write_report(study: optuna.Study, out: Path) -> Path:
 
 
 # -- text ------------------------------------------------------------------------------------
+
+
+from nasblocks.search.report_supernet import supernet_section  # noqa: E402
 
 
 def _overview(study: optuna.Study, trials: list[FrozenTrial], run: dict) -> list[str]:

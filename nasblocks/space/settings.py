@@ -193,6 +193,45 @@ class Evaluation(_Model):
     key_column: str = Field("arch", min_length=1, description="The column holding the keys.")
 
 
+class SupernetSettings(_Model):
+    """Score trials with a weight-sharing supernet instead of training each one: the space is
+    compiled into one network holding every subnet's weights (:mod:`nasblocks.supernet`),
+    trained once, and every trial is its subnet's validation accuracy with inherited weights
+    after batch norm recalibration."""
+
+    strategy: Literal["spos", "sandwich"] = Field(
+        "spos",
+        description="spos: one uniformly drawn subnet per step (single path, Guo et al. "
+        "2020); sandwich: the largest, the smallest and two random subnets per step, their "
+        "gradients summed (BigNAS, Yu et al. 2020; OFA), for spaces with widths and depths.",
+    )
+    epochs: int = Field(30, ge=1, description="Epochs of supernet training.")
+    train: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Training settings of the supernet (TrainConfig fields). A search.train "
+        "node not given here is fixed at its first option, or a range's (geometric, for log) "
+        "midpoint; the run's first line says which.",
+    )
+    recalibration_batches: int = Field(
+        10,
+        ge=1,
+        description="Training batches a subnet's batch norm statistics are estimated on "
+        "before it is scored.",
+    )
+    val_images: int | None = Field(
+        None,
+        ge=1,
+        description="Score subnets on the first this-many validation images (None: all).",
+    )
+    discovery: int = Field(
+        300,
+        ge=0,
+        description="Random subnets surveyed when the supernet is compiled, beside every "
+        "option of every structural choice at both ends of every numeric node: the shared "
+        "tensors take the largest shape seen.",
+    )
+
+
 class Warmup(_Model):
     """Proxy warm-up: score ``candidates`` random samples with a zero-cost proxy and evaluate
     the ``keep`` best first (Abdelfattah et al. 2021); see :mod:`nasblocks.search.warmup`."""
@@ -219,6 +258,11 @@ class SearchSettings(_Model):
     )
     warmup: Warmup | None = Field(
         None, description="Proxy warm-up before the first trial (see Warmup)."
+    )
+    supernet: SupernetSettings | None = Field(
+        None,
+        description="One-shot search: trials scored by a weight-sharing supernet "
+        "(see SupernetSettings).",
     )
     objectives: list[Metric] | dict[Metric, Direction] = Field(
         _VAL_ACC,

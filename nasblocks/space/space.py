@@ -136,6 +136,11 @@ def _compile(raw: dict, name: str, file: str | None, positions: Positions) -> Se
 
         raise pydantic_error(e, (SEARCH_KEY,), _settings_model(e)) from None
     _check_train_keys(settings.train)
+    if settings.evaluate is not None and settings.supernet is not None:
+        raise SpecError(
+            "a search is scored by a table (search.evaluate) or by a supernet, not both",
+            (SEARCH_KEY, "supernet"),
+        )
     spec_part = {k: v for k, v in raw.items() if k != SEARCH_KEY}
     if not spec_part:
         raise SpecError("the space has no network: add `stages:` or `layers:`")
@@ -188,6 +193,7 @@ def _settings_model(err: ValidationError) -> type[BaseModel]:
         "budget": s.Budget,
         "evaluate": s.Evaluation,
         "warmup": s.Warmup,
+        "supernet": s.SupernetSettings,
         "constraints": s.Constraints,
         "latency": s.LatencySettings,
         "sampler": s.SamplerSettings,

@@ -1,11 +1,12 @@
 """Datasets as fixed train / validation / test splits, ready for a trial to train on.
 
-Every dataset here but ``imagefolder`` is small enough to live as one tensor: it is read once
-as ``uint8`` pixels and :func:`prepare` moves it to the device in one copy, still ``uint8``
-(a quarter of float32's memory: CIFAR-10 is 184 MB instead of 737). Training indexes device
-memory and needs no ``DataLoader``; each batch is converted to float and normalised on the
-device (:mod:`nasblocks.train.normalize`). ``imagefolder`` stays on disk and is read by a
-``DataLoader``, also as ``uint8``.
+Every dataset here lives as one tensor: it is read once as ``uint8`` pixels and
+:func:`prepare` moves it to the device in one copy, still ``uint8`` (a quarter of float32's
+memory: CIFAR-10 is 184 MB instead of 737). Training indexes device memory and needs no
+``DataLoader``; each batch is converted to float and normalised on the device
+(:mod:`nasblocks.train.normalize`). ``imagefolder`` is listed on loading and decoded (once,
+then from a cache file) by :func:`prepare`; one too large to hold stays on disk and is read by
+a ``DataLoader``, also as ``uint8``.
 
 Splits are fixed by ``seed``: the validation split is ``val_fraction`` of the training images,
 stratified by class; datasets without an official test split (``digits``, ``synthetic``, a
@@ -96,6 +97,10 @@ class TensorData:
 
     def subset(self, index: Tensor) -> TensorData:
         return dataclasses.replace(self, images=self.images[index], labels=self.labels[index])
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        """``(image (C, H, W), label)``, like an item of a map-style ``Dataset``."""
+        return self.images[index], int(self.labels[index])
 
 
 Split = TensorData | Dataset
@@ -345,7 +350,8 @@ def prepare(
     split (in [0, 1] units) is recorded on the splits and on each split. The pixels are not
     normalised here: ``uint8`` images stay ``uint8`` (rounded after resizing) and float ones
     float, on ``device`` (one copy); each batch is normalised on the device as it is drawn.
-    File-backed splits get the same statistics from a sample and a per-image resize.
+    ``imagefolder`` splits are decoded at ``target`` (each file resized by PIL) and go on as
+    tensors; ones too large to hold get the statistics from a sample and stay on disk.
     Already-prepared splits of the right shape are only moved; preparing them for another
     shape starts from their (already resized) images.
     """
@@ -367,9 +373,12 @@ def prepare(
         )
         return dataclasses.replace(splits, train=train, val=val, test=test)
     if not splits.in_memory:
-        from nasblocks.train._imagefolder import prepare_files
+        from nasblocks.train._imagefolder import decode_files, prepare_files
 
-        return prepare_files(splits, target)
+        decoded = decode_files(splits, target)  # images of `target` shape, cached on disk
+        if decoded is None:  # too large to hold: read from disk per batch
+            return prepare_files(splits, target)
+        splits = decoded
     parts = _tensor_splits(splits)
     train_x, val_x, test_x = (_convert(s.images, target, device) for s in parts)
     mean_t, std_t = _channel_stats(train_x)

@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 from nasblocks.files import write_atomic
 from nasblocks.train.augment import BatchAugment
 from nasblocks.train.batches import TrainBatches, eval_batches
+from nasblocks.train.checkpoint import Checkpoint
 from nasblocks.train.config import AugmentConfig, TrainConfig
 from nasblocks.train.data import DatasetSplits, TensorData, prepare, split_size
 from nasblocks.train.hardware import (
@@ -114,6 +115,8 @@ def fit(
     splits: DatasetSplits,
     config: TrainConfig | None = None,
     report: Report | None = None,
+    *,
+    checkpoint: Checkpoint | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``splits.train``, validating on ``splits.val`` every epoch.
 
@@ -121,6 +124,11 @@ def fit(
     ``lr``, ``epoch_time``, ``train_time`` and ``images_per_s``; returning True stops training
     (``pruned``). Raises :class:`DivergedError` on a NaN / inf loss and
     :class:`TrainOutOfMemoryError` when memory runs out. Global RNG state is left as found.
+
+    ``checkpoint``: the training state is saved there after every finished epoch and a run
+    starts from it when it exists (:mod:`nasblocks.train.checkpoint`). A model with a
+    ``paths_per_step`` attribute (a supernet under the sandwich rule) is run that many times
+    per step, each call on its own path, and the gradients of the mean loss are applied once.
     """
     config = config or TrainConfig()
     device = resolve_device(config.device)
@@ -128,7 +136,7 @@ def fit(
     with torch.random.fork_rng(devices=rng_devices(device)):
         torch.manual_seed(config.seed)
         return _freeing_memory(
-            lambda: _Run(model, splits, config, device).train(report),
+            lambda: _Run(model, splits, config, device, checkpoint).train(report),
             model,
             device,
             f"training on {device} with batch_size={config.batch_size}",
@@ -204,9 +212,16 @@ class _Run:
     """One :func:`fit` call's state: everything the epoch loop needs, made once up front."""
 
     def __init__(
-        self, model: nn.Module, splits: DatasetSplits, config: TrainConfig, device: torch.device
+        self,
+        model: nn.Module,
+        splits: DatasetSplits,
+        config: TrainConfig,
+        device: torch.device,
+        checkpoint: Checkpoint | None = None,
     ) -> None:
         self.model, self.config, self.device = model, config, device
+        self.checkpoint = checkpoint
+        self.paths = max(1, int(getattr(model, "paths_per_step", 1)))
         self.channels_last = use_channels_last(config, device)
         model.to(device)
         if self.channels_last:
@@ -233,12 +248,45 @@ class _Run:
         )
         self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
+    def _state(self, epoch: int, history: list[dict[str, float]], totals: list[float]) -> dict:
+        return {
+            "epoch": epoch,
+            "history": history,
+            "totals": totals,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "order": self.train_batches.generator.get_state(),
+            "augment": self.augment.generator.get_state() if self.augment else None,
+            "torch": torch.get_rng_state(),
+        }
+
+    def _restore(self, state: dict) -> tuple[int, list[dict[str, float]], list[float]]:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state["scaler"] is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        self.train_batches.generator.set_state(state["order"])
+        if self.augment is not None and state["augment"] is not None:
+            self.augment.generator.set_state(state["augment"])
+        torch.set_rng_state(state["torch"])
+        return int(state["epoch"]), list(state["history"]), list(state["totals"])
+
     def train(self, report: Report | None) -> TrainResult:
         history: list[dict[str, float]] = []
         train_time = total_time = 0.0
         images = 0
         pruned = False
-        for epoch in range(1, self.config.epochs + 1):
+        first = 1
+        saved = self.checkpoint.load() if self.checkpoint is not None else None
+        if saved is not None:
+            done, history, (train_time, total_time, seen_total) = self._restore(saved)
+            images = int(seen_total)
+            first = done + 1
+        for epoch in range(first, self.config.epochs + 1):
             start = time.perf_counter()
             loss_sum, steps, seen = self._epoch()
             train_loss = loss_sum.item() / max(steps, 1)  # the epoch's one host-device sync
@@ -265,6 +313,9 @@ class _Run:
                 "images_per_s": seen / epoch_train if epoch_train > 0 else 0.0,
             }
             history.append(metrics)
+            if self.checkpoint is not None:
+                totals = [train_time, total_time, float(images)]
+                self.checkpoint.save(self._state(epoch, history, totals))
             if report is not None and report(epoch, dict(metrics)):
                 pruned = True
                 break
@@ -303,6 +354,9 @@ class _Run:
             if self.compile_pending:
                 loss = self._first_compiled_step(x, y)
                 forward = self.forward
+            elif self.paths > 1:  # one step over several paths of a supernet
+                losses = [self._backward(forward, x, y, self.paths) for _ in range(self.paths)]
+                loss = torch.stack(losses).sum()
             else:
                 with autocast():
                     loss = criterion(forward(x), y)
@@ -323,11 +377,13 @@ class _Run:
             seen += y.shape[0]
         return loss_sum, steps, seen
 
-    def _backward(self, forward: Callable[[Tensor], Tensor], x: Tensor, y: Tensor) -> Tensor:
+    def _backward(
+        self, forward: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, share: int = 1
+    ) -> Tensor:
         with self.autocast():
-            loss = self.criterion(forward(x), y)
+            loss = self.criterion(forward(x), y) / share
         (loss if self.scaler is None else self.scaler.scale(loss)).backward()
-        return loss
+        return loss.detach()
 
     def _first_compiled_step(self, x: Tensor, y: Tensor) -> Tensor:
         """Forward and backward of the first step, where torch.compile compiles.

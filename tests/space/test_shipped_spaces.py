@@ -12,7 +12,16 @@ from nasblocks.space.nodes import Choice
 from nasblocks.spec import load_spec
 
 SPACES = sorted((Path(__file__).parents[2] / "search_spaces").glob("*.yaml"))
-TRAINED = [p for p in SPACES if load_space(p).settings.evaluate is None]  # not table spaces
+
+
+def _one_shot(path: Path) -> bool:
+    return load_space(path).settings.supernet is not None
+
+
+TRAINED = [  # not table or one-shot spaces
+    p for p in SPACES if load_space(p).settings.evaluate is None and not _one_shot(p)
+]
+ONE_SHOT = [p for p in SPACES if _one_shot(p)]
 
 
 def test_the_four_promised_spaces_ship():
@@ -52,6 +61,29 @@ def test_trained_space_samples_valid_networks(path):
         except SpecError:
             pass
     assert valid >= 0.8 * len(sources)
+
+
+@pytest.mark.parametrize("path", ONE_SHOT, ids=lambda p: p.stem)
+def test_one_shot_spaces_take_cifar_sized_images_and_score_on_held_out_ones(path):
+    space = load_space(path)
+    assert space.template["input"] == [3, 32, 32] and space.template["num_classes"] == 10
+    settings = space.settings
+    assert settings.supernet is not None and settings.supernet.val_images is not None
+    assert settings.data.dataset == "cifar10" and settings.data.val_fraction >= 0.1
+    for seed in range(40):
+        load_spec(space.sample(RandomSource(seed)).spec)  # every sample builds
+
+
+def test_the_one_shot_nas_bench_201_cell_is_the_table_spaces_cell():
+    root = Path(__file__).parents[2] / "search_spaces"
+    table, oneshot = (
+        load_space(root / f) for f in ("nas_bench_201.yaml", "nas_bench_201_oneshot.yaml")
+    )
+    assert table.template["layers"] == oneshot.template["layers"]
+    assert [n.definition() for n in table.nodes] == [n.definition() for n in oneshot.nodes]
+    assert [n.name for n in oneshot.nodes] == [
+        f"edge_{e}" for e in ("1_0", "2_0", "2_1", "3_0", "3_1", "3_2")
+    ]
 
 
 def test_resnet_like_searches_what_the_issue_lists():

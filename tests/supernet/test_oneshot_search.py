@@ -1,0 +1,176 @@
+"""One-shot search end to end: the supernet trains with the one trainer, trials are scored by
+it, the outputs are plain, a killed supernet resumes, bad input is one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from nasblocks.cli.main import main
+from nasblocks.search import search
+from nasblocks.search.candidate import DataInfo
+from nasblocks.search.results import load_study
+from nasblocks.space import load_space
+from nasblocks.supernet.training import fixed_training, train_supernet
+from nasblocks.train.handle import DataHandle
+
+SPACE = """
+name: tiny_oneshot
+input: [1, 8, 8]
+layers:
+  - {name: stem, conv_bn_act: {out_channels: {choice: [8, 16]}, kernel_size: {choice: [3, 5]}}}
+  - name: b1
+    block:
+      choice: [{basic: 16}, {separable: {out_channels: 16}}, identity]
+      names: [basic, sep, skip]
+  - {name: b2, basic: 16, repeat: {int: [1, 2]}}
+  - {name: pool, global_avgpool: {flatten: true}}
+  - {name: fc, linear: $num_classes}
+search:
+  data: {dataset: digits}
+  train: {batch_size: 64, lr: {float: [0.01, 0.2], log: true}, device: cpu}
+  supernet: {epochs: EPOCHS, discovery: 8, STRATEGY}
+  budget: {trials: 6}
+  sampler: random
+  pruner: none
+  threads: 1
+"""
+
+
+def write(tmp_path: Path, epochs: int = 2, strategy: str = "spos", name="space.yaml") -> Path:
+    path = tmp_path / name
+    text = SPACE.replace("EPOCHS", str(epochs)).replace("STRATEGY", f"strategy: {strategy}")
+    path.write_text(text)
+    return path
+
+
+def test_search_scores_trials_with_inherited_weights_and_train_reproduces(tmp_path, capsys):
+    space = write(tmp_path)
+    out = tmp_path / "out"
+    outcome = search(space, out=out, progress=False)
+    assert outcome.finished == 6
+    for name in ("supernet.pt", "supernet.json", "best.yaml", "best.pt", "trials.csv"):
+        assert (out / name).is_file(), name
+    best = (out / "best.yaml").read_text()
+    assert "supernet" not in best and "choice" not in best  # a plain spec
+    record = json.loads((out / "supernet.json").read_text())
+    assert record["strategy"] == "spos" and len(record["history"]) == 2
+    lr = record["fixed_training"]["train.lr"]
+    assert lr == pytest.approx((0.01 * 0.2) ** 0.5)  # the log range's geometric midpoint
+    study = load_study(out)
+    assert "train.lr" not in study.best_trial.params  # not searched: fixed for the supernet
+    assert all(t.user_attrs.get("inherited") for t in study.trials if "val_acc" in t.user_attrs)
+    # the recorded score again, from best.yaml and best.pt alone
+    capsys.readouterr()
+    assert main(["train", str(out), "--inherit", "--epochs", "0"]) == 0
+    line = capsys.readouterr().out
+    recorded = study.best_value
+    assert f"val_acc {recorded:.4f} (the search recorded {recorded:.4f})" in line
+    # a second run with more trials reuses the supernet: no epoch is trained again
+    mtime = (out / "supernet.pt").stat().st_mtime_ns
+    again = search(space, out=out, progress=False, overrides={"search.budget.trials": 9})
+    assert again.finished == 9
+    assert (out / "supernet.pt").stat().st_mtime_ns == mtime
+
+
+def test_sandwich_runs_several_paths_a_step(tmp_path):
+    space, _ = fixed_training(load_space(write(tmp_path, epochs=1, strategy="sandwich")))
+    data = DataHandle.from_settings(space.settings.data, 0)
+    net, record = train_supernet(
+        space, data, DataInfo((1, 8, 8), 10), tmp_path, log=lambda _: None
+    )
+    assert net.paths_per_step == 4 and record["paths_per_step"] == 4
+    steps = len(data.prepared((1, 8, 8)).train) // 64
+    # four draws per step (validation draws from its own path), plus the draws skipped for
+    # shapes the small survey did not see
+    assert net.paths.step == 4 * steps + net.skipped
+    assert record["history"][0]["train_loss"] < 2.31
+
+
+def test_an_interrupted_supernet_resumes_to_the_same_weights(tmp_path):
+    space, _ = fixed_training(load_space(write(tmp_path, epochs=3)))
+    data = DataHandle.from_settings(space.settings.data, 0)
+    info = DataInfo((1, 8, 8), 10)
+    whole, _ = train_supernet(space, data, info, tmp_path / "a", log=lambda _: None)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_two(line: str) -> None:
+        if line.startswith("supernet epoch 2/"):
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_supernet(space, data, info, tmp_path / "b", log=stop_after_two)
+    lines: list[str] = []
+    resumed, record = train_supernet(space, data, info, tmp_path / "b", log=lines.append)
+    assert lines[0].startswith("supernet: resuming after epoch 2 of 3")
+    assert len(record["history"]) == 3
+    for a, b in zip(whole.weights, resumed.weights, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def _state(path: Path) -> int:
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
+    except Exception:
+        return 0
+
+
+def test_kill_9_during_supernet_training_resumes_from_the_last_epoch(tmp_path):
+    space = write(tmp_path, epochs=40)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "nasblocks", "search", str(space), "--out", str(out)]
+    cmd += ["--trials", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while _state(out / "supernet.pt") < 1 and proc.poll() is None:  # waits on the file
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = _state(out / "supernet.pt")
+    assert 1 <= done < 40
+    cmd += ["--set", "search.supernet.train.max_train_batches=2"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    # another batch cap is another supernet: refused in one line, nothing overwritten
+    assert run.returncode == 2, run.stdout + run.stderr
+    last = run.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in run.stderr and "belongs to another run" in last
+    assert last.startswith(f"{out / 'supernet.pt'}: ")
+    assert _state(out / "supernet.pt") == done
+    run = subprocess.run(cmd[:-2], capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr
+    assert f"supernet: resuming after epoch {done} of 40" in run.stdout + run.stderr
+    assert _state(out / "supernet.pt") == 40
+
+
+def test_a_nan_loss_stops_with_one_line(tmp_path, capsys):
+    space = write(tmp_path, epochs=3)
+    args = ["search", str(space), "--out", str(tmp_path / "out"), "--set"]
+    assert main([*args, "search.supernet.train.lr=1.0e+30"]) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert "Traceback" not in err
+    assert last.startswith("supernet training diverged in epoch 1: mean training loss is nan")
+    assert last.endswith("no epoch finished; lower search.supernet.train.lr")
+
+
+def test_table_and_supernet_together_is_one_located_line(tmp_path, capsys):
+    space = write(tmp_path)
+    text = space.read_text().replace(
+        "  budget:", "  evaluate: {table: t.csv, metric: acc, key: k}\n  budget:"
+    )
+    space.write_text(text)
+    assert main(["validate", str(space)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.rstrip().endswith("or by a supernet, not both")
+    assert err.startswith(f"{space}:16:3: search.supernet: ")
