@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ def run(args) -> int:
     from nasblocks.spec import load_spec
     from nasblocks.spec.yamlio import dump_spec, load_yaml
     from nasblocks.train import DataHandle, DatasetError, build_model, fit_and_save
+    from nasblocks.train.hardware import torch_threads
     from nasblocks.train.optim import trainable_parameters
 
     if args.out:
@@ -66,9 +66,16 @@ def run(args) -> int:
     splits = data.prepared(spec.input_shape)
     if args.inherit:
         assert trial is not None
-        model.load_state_dict(trial.weights(), strict=True)
+        try:
+            model.load_state_dict(trial.weights(), strict=True)
+        except RuntimeError as e:  # --set / --input-size / --dataset changed the network
+            reason = str(e).strip().splitlines()[-1].strip()
+            raise NasBlocksError(
+                f"--inherit: the kept weights do not fit this network ({reason}); drop the "
+                "flags that change it"
+            ) from None
         if score_only:
-            with _threads(trial.threads):
+            with torch_threads(trial.scored_threads or trial.threads):
                 return _score(model, splits, config, trial, spec.name)
     make_folder(out)
     write_atomic(out / "spec.yaml", dump_spec(spec.raw))
@@ -81,7 +88,7 @@ def run(args) -> int:
                 file=sys.stderr,
             )
 
-    with _threads(trial.threads if trial else None):
+    with torch_threads(trial.threads if trial else None):
         result = fit_and_save(model, splits, config, out, report)
     recorded = ""
     if trial:
@@ -98,29 +105,13 @@ def run(args) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def _threads(threads: int | None):
-    """The search's torch threads: the same float reductions, the same numbers."""
-    if not threads:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _score(model, splits, config, trial: _Trial, name: str) -> int:
     """``--inherit --epochs 0``: the inherited weights scored on the validation images the
     search scored them on, and on the test split."""
     from nasblocks.supernet.training import _first
     from nasblocks.train.trainer import evaluate
 
-    val = _first(splits.val, trial.val_images or len(splits.val))
+    val = _first(splits.val, trial.scored_images or len(splits.val))
     scored = evaluate(model, val, config)
     test = evaluate(model, splits, config, split="test")
     print(
@@ -141,7 +132,6 @@ class _Trial:
         threads: int | None,
         out: Path | None = None,
         best: bool = False,
-        val_images: int | None = None,
     ) -> None:
         self.number, self.threads = number, threads
         self.spec: dict = attrs["spec"]
@@ -149,8 +139,11 @@ class _Trial:
         self.val_acc = float(attrs["val_acc"])
         self.train_loss = float(attrs.get("train_loss", float("nan")))
         self.data = data
-        self.out, self.best, self.val_images = out, best, val_images
+        self.out, self.best = out, best
         self.weights_file = attrs.get("weights")
+        # a one-shot trial: the validation images and torch threads it was scored with
+        self.scored_images: int | None = attrs.get("scored_images")
+        self.scored_threads: int | None = attrs.get("threads")
 
     def weights(self) -> dict:
         """The weights the search kept for this trial (``best.pt`` for the best)."""
@@ -213,10 +206,7 @@ def _search_trial(args) -> _Trial | None:
         )
     settings = run.get("settings") or {}
     is_best = (best := results.best_trial(study)) is not None and best.number == t.number
-    val_images = (settings.get("supernet") or {}).get("val_images")
-    return _Trial(
-        t.number, attrs, run.get("data") or {}, settings.get("threads"), out, is_best, val_images
-    )
+    return _Trial(t.number, attrs, run.get("data") or {}, settings.get("threads"), out, is_best)
 
 
 def _config(args, base: dict):

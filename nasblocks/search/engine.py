@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -141,9 +140,10 @@ def search(
         space = load_space(space, overrides)
     fixed: dict[str, Any] = {}
     if space.settings.supernet is not None:  # training settings are not architecture
-        from nasblocks.supernet.training import fixed_training
+        from nasblocks.supernet.training import fixed_training, train_config
 
         space, fixed = fixed_training(space)
+        train_config(space)  # a bad search.supernet.train value: one located line, now
     if space.settings.evaluate is not None and workers > 1:
         raise SearchError(
             "a table search runs in one process (a lookup takes microseconds); drop --workers"
@@ -170,7 +170,7 @@ def search(
         show = Progress(target, space.name, settings, enabled=progress, workers=workers)
         start = time.perf_counter()
         show.start(study, data, out, moved)
-        with _torch_threads(settings.threads):
+        with _threads(settings.threads):
             try:
                 first = warm_up(space, study, data, info, show)
                 job = Job(space, data, info, trainer or run_trial)
@@ -355,17 +355,11 @@ def _run_table(
     return stopper.error
 
 
-@contextmanager
-def _torch_threads(threads: int | None):
-    """``torch.set_num_threads(threads)`` for the search, restored after (None: untouched)."""
+def _threads(threads: int | None) -> contextlib.AbstractContextManager[None]:
+    """The search's torch threads (torch is imported only when they are set: a table
+    search never needs it)."""
     if threads is None:
-        yield
-        return
-    import torch
+        return contextlib.nullcontext()
+    from nasblocks.train.hardware import torch_threads
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+    return torch_threads(threads)

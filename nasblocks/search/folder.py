@@ -77,7 +77,7 @@ def fingerprint(space: SearchSpace) -> dict[str, Any]:
         objectives["latency"] = s.latency.model_dump(mode="json")
     values = {
         "architecture": spec_part,
-        "training": {k: v for k, v in s.train.items() if k not in RUNTIME_TRAIN_KEYS},
+        "training": training_part(s),
         "data": data,
         "objectives": objectives,
         "constraints": s.constraints.model_dump(mode="json"),
@@ -85,6 +85,17 @@ def fingerprint(space: SearchSpace) -> dict[str, Any]:
     }
     parts = {name: _hash(values[name]) for name in PARTS}
     return {"hash": _hash(parts), "parts": parts}
+
+
+def training_part(s: Any) -> dict[str, Any]:
+    """How trials are trained, or, in a one-shot search, how the supernet is (what scores
+    them): the supernet's strategy, epochs and settings; not how subnets are scored."""
+    part = {k: v for k, v in s.train.items() if k not in RUNTIME_TRAIN_KEYS}
+    if s.supernet is not None:
+        net = s.supernet
+        train = {k: v for k, v in net.train.items() if k not in RUNTIME_TRAIN_KEYS}
+        part["supernet"] = {"strategy": net.strategy, "epochs": net.epochs, "train": train}
+    return part
 
 
 def differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:

@@ -58,7 +58,10 @@ class TrialFailed(SearchError):
     """A trial that raised: recorded as FAIL with its reason; the study goes on."""
 
 
-REUSED = (*METRICS, "weights", "pruned_at", "diverged", "inherited")
+INHERITED = ("inherited", "scored_images", "threads", "grown_slots")
+"""What a trial scored by a supernet records beside its metrics."""
+
+REUSED = (*METRICS, "weights", "pruned_at", "diverged", *INHERITED)
 """What a duplicate takes from the trial whose result it reuses."""
 
 RECORDED = (
@@ -77,7 +80,7 @@ RECORDED = (
     "error",
     "traceback",
     "duplicate_of",
-    "inherited",
+    *INHERITED,
 )
 """The scalar user attributes a result may carry (``spec`` and ``train`` are mappings)."""
 

@@ -146,6 +146,11 @@ def search_ray(
             "a table search runs on the embedded backend (a lookup takes microseconds: there "
             "is nothing to distribute); drop --backend ray"
         )
+    if settings.supernet is not None:
+        raise SearchError(
+            "a one-shot search runs on the embedded backend (one supernet scores every trial; "
+            "--workers N shares it across processes); drop --backend ray"
+        )
     out = Path(out) if out is not None else default_out(space)
     data = _absolute(DataHandle.from_settings(settings.data, settings.seed))
     url = storage_url(out, storage or settings.storage)

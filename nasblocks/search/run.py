@@ -104,6 +104,10 @@ def prepare_run(
     info = data_info(space, data)
     check_input(space, info)
     check_space(space, info)
+    if space.settings.supernet is not None and not fresh:
+        from nasblocks.supernet.training import check_checkpoint
+
+        check_checkpoint(space, info, out)  # before run.json is written again
     return info
 
 

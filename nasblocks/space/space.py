@@ -136,6 +136,8 @@ def _compile(raw: dict, name: str, file: str | None, positions: Positions) -> Se
 
         raise pydantic_error(e, (SEARCH_KEY,), _settings_model(e)) from None
     _check_train_keys(settings.train)
+    if settings.supernet is not None:
+        _check_train_keys(settings.supernet.train, (SEARCH_KEY, "supernet", "train"))
     if settings.evaluate is not None and settings.supernet is not None:
         raise SpecError(
             "a search is scored by a table (search.evaluate) or by a supernet, not both",
@@ -204,7 +206,7 @@ def _settings_model(err: ValidationError) -> type[BaseModel]:
     return s.SearchSettings
 
 
-def _check_train_keys(train: dict[str, Any]) -> None:
+def _check_train_keys(train: dict[str, Any], where: YamlPath = (SEARCH_KEY, "train")) -> None:
     from nasblocks.registry import suggest
     from nasblocks.train.config import TrainConfig
 
@@ -213,7 +215,7 @@ def _check_train_keys(train: dict[str, Any]) -> None:
         if key not in fields:
             raise SpecError(
                 f"unknown training setting {key!r}{suggest(str(key), fields)}",
-                (SEARCH_KEY, "train", key),
+                (*where, key),
             )
 
 

@@ -37,11 +37,19 @@ class Scorer:
         self.val = _first(splits.val, settings.val_images or len(splits.val))
 
     def score(self, sample: Sample) -> tuple[dict[str, float], dict[str, Any]]:
-        """``({"val_acc", "val_loss"}, state_dict)`` of the sample's subnet."""
+        """``({"val_acc", "val_loss", "scored_images", "threads"}, state_dict)`` of the
+        sample's subnet (and ``grown_slots`` when it needed tensors the survey missed)."""
+        import torch
+
         from nasblocks.train.trainer import evaluate
 
         net = self.net
-        sub = net.subnet(sample)
+        grown = net.grown
+        net.growable = True  # no optimiser holds the tensors now
+        try:
+            sub = net.subnet(sample)
+        finally:
+            net.growable = False
         stats = net.recalibrate(sub, self.batches)
         net.activate(sub, stats)
         try:
@@ -49,7 +57,15 @@ class Scorer:
         finally:
             net.activate(None)
         weights = {k: v.cpu() for k, v in net.extract(sub, stats).items()}
-        return {"val_acc": result["acc"], "val_loss": result["loss"]}, weights
+        metrics = {
+            "val_acc": result["acc"],
+            "val_loss": result["loss"],
+            "scored_images": len(self.val),
+            "threads": torch.get_num_threads(),
+        }
+        if net.grown > grown:  # shapes the survey missed: part of these weights is untrained
+            metrics["grown_slots"] = net.grown - grown
+        return metrics, weights
 
 
 _SCORERS: dict[str, Scorer] = {}

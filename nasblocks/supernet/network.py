@@ -90,8 +90,14 @@ class ExtremeSource:
         if node.name in self.forced:
             return self.forced[node.name]
         high = self.high if self.high is not None else self.rng.rng.random() < 0.5
-        if isinstance(node, (IntRange, FloatRange)):
-            return node.high if high else node.low
+        if isinstance(node, IntRange):  # the high end on the node's grid
+            return node.low + (node.high - node.low) // node.step * node.step if high else node.low
+        if isinstance(node, FloatRange):
+            return (
+                node.grid()[-1]
+                if high and node.step is not None
+                else (node.high if high else node.low)
+            )
         assert isinstance(node, Choice)
         values = node.labels
         if all(isinstance(o, (int, float)) and not isinstance(o, bool) for o in node.options):
@@ -115,7 +121,7 @@ class Supernet(nn.Module):
         *,
         seed: int = 0,
         discovery: int = 300,
-        slots: Iterable[tuple[SlotKey, tuple[int, ...], str]] | None = None,
+        slots: Iterable[tuple[SlotKey, tuple[int, ...], str, torch.dtype]] | None = None,
     ) -> None:
         super().__init__()
         self.space, self.info, self.seed = space, info, seed
@@ -125,7 +131,8 @@ class Supernet(nn.Module):
         self.shapes: list[tuple[int, ...]] = []
         self.kinds: list[str] = []  # PARAM, KERNEL (kernels share their centre) or CONST
         self.skipped = 0  # training draws skipped for shapes outside the survey
-        self.grown = 0  # slots grown while scoring
+        self.grown = 0  # slots made or grown while scoring
+        self.growable = False  # only scoring (no optimiser holds the tensors) may grow them
         self._consts: dict[int, Tensor] = {}
         self._cache: OrderedDict[str, Subnet] = OrderedDict()
         self._active: tuple[Subnet, dict[str, Tensor]] | None = None
@@ -135,8 +142,8 @@ class Supernet(nn.Module):
         self.paths_per_step = 1
         self.last: Subnet | None = None
         if slots is not None:  # restoring a checkpoint: the slots as they were
-            for key, shape, kind in slots:
-                self._new_slot(key, shape, kind)
+            for key, shape, kind, dtype in slots:
+                self._new_slot(key, shape, kind, dtype)
         else:
             self._discover(discovery)
 
@@ -150,7 +157,8 @@ class Supernet(nn.Module):
         """The built subnet of ``sample`` (raises a located ``SpecError`` if it does not
         build)."""
         spec = load_spec(complete_spec(sample.spec, self.info, self.space.settings))
-        key = spec.hash()
+        labels = [(n.name, sample.params.get(n.name)) for n in self.structural]
+        key = spec.hash() + repr(labels)  # the same network may share by other options
         hit = self._cache.get(key)
         if hit is not None:
             self._cache.move_to_end(key)
@@ -189,24 +197,25 @@ class Supernet(nn.Module):
             if k == STAT:
                 stats.append((name, shape, t.dtype))
                 continue
-            slot = self._slot(keys[name], shape, k)
+            slot = self._slot(keys[name], shape, k, t.dtype)
             where = region(self.shapes[slot], shape, k == KERNEL)
             (consts if k == CONST else params).append((name, slot, where))
         return Subnet(sample, spec, module, tuple(params), tuple(consts), tuple(stats), norms)
 
     # -- the shared tensors -----------------------------------------------------------------
 
-    def _slot(self, key: SlotKey, shape: tuple[int, ...], kind: str) -> int:
+    def _slot(self, key: SlotKey, shape: tuple[int, ...], kind: str, dtype: torch.dtype) -> int:
         index = self.slot_of.get(key)
         if index is None:
-            if self.training:
+            if not self.growable:  # an optimiser may hold the tensors: draw again
                 raise _Unseen(key[0])
-            return self._new_slot(key, shape, kind)
+            self.grown += 1
+            return self._new_slot(key, shape, kind, dtype)
         have = self.shapes[index]
         if len(have) != len(shape):
             raise SupernetError(f"{key[0]!r} changes rank between subnets: {have} and {shape}")
         if any(s > h for s, h in zip(shape, have, strict=True)):
-            if self.training:  # the optimiser holds this tensor: skip the draw instead
+            if not self.growable:  # an optimiser may hold this tensor: draw again
                 raise _Unseen(key[0])
             self._grow(index, tuple(max(s, h) for s, h in zip(shape, have, strict=True)))
         return index
@@ -216,6 +225,10 @@ class Supernet(nn.Module):
         """A shape the survey did not draw, met while scoring: the slot grows (the new part
         untrained, zero) and the subnets built on the old shape are built again."""
         old = self.weights[index]
+        if self.kinds[index] == KERNEL and any(
+            (n - o) % 2 for n, o in zip(shape[2:], old.shape[2:], strict=True)
+        ):
+            raise SupernetError(f"kernels of {old.shape} and {shape} have no common centre")
         new = torch.zeros(shape, dtype=old.dtype, device=old.device)
         new[region(shape, tuple(old.shape), self.kinds[index] == KERNEL)] = old
         old.data = new
@@ -223,12 +236,21 @@ class Supernet(nn.Module):
         self._cache.clear()
         self.grown += 1
 
-    def _new_slot(self, key: SlotKey, shape: tuple[int, ...], kind: str) -> int:
+    def _new_slot(
+        self,
+        key: SlotKey,
+        shape: tuple[int, ...],
+        kind: str,
+        dtype: torch.dtype = torch.float32,
+    ) -> int:
+        """A new shared tensor (zero until initialised), where the others are."""
         index = len(self.shapes)
+        device = self.weights[0].device if len(self.weights) else None
         self.slot_of[key] = index
         self.shapes.append(shape)
         self.kinds.append(kind)
-        self.weights.append(nn.Parameter(torch.zeros(shape), requires_grad=kind != CONST))
+        tensor = torch.zeros(shape, dtype=dtype, device=device)
+        self.weights.append(nn.Parameter(tensor, requires_grad=kind != CONST))
         return index
 
     def _discover(self, samples: int) -> None:
@@ -250,6 +272,7 @@ class Supernet(nn.Module):
         sources += [RandomSource(self.seed + 10_000 + i) for i in range(samples - samples // 2)]
         owners: dict[SlotKey, Sample] = {}
         kinds: dict[SlotKey, str] = {}
+        dtypes: dict[SlotKey, torch.dtype] = {}
         seen: set[str] = set()
         modules: dict[int, nn.Module] = {}
         for source in sources:
@@ -265,7 +288,8 @@ class Supernet(nn.Module):
             module = _meta_build(spec)
             modules[id(sample)] = module
             kind, owner = _kinds(module)
-            tensors = {k: v for k, v in module.state_dict().items() if kind[k] != STAT}
+            named = {**dict(module.named_parameters()), **dict(module.named_buffers())}
+            tensors = {k: v for k, v in named.items() if kind[k] != STAT}
             keys = slot_keys(owner, plan(spec), self.structural, sample.params)
             for name, t in tensors.items():
                 key, shape = keys[name], tuple(t.shape)
@@ -278,10 +302,11 @@ class Supernet(nn.Module):
                     shape = tuple(max(a, b) for a, b in zip(have, shape, strict=True))
                 largest[key] = shape
                 kinds[key] = kind[name]
+                dtypes[key] = t.dtype
         if not largest:
             raise SupernetError("no network of the space builds: nothing to share")
         for key, shape in largest.items():
-            self._new_slot(key, shape, kinds[key])
+            self._new_slot(key, shape, kinds[key], dtypes[key])
         self._initialise(owners, modules)
 
     @torch.no_grad()
@@ -300,15 +325,16 @@ class Supernet(nn.Module):
                 net = self.subnet(samples[sid])
             finally:
                 self._prebuilt = None  # (a cache hit leaves it unused)
-            state = build_model(net.spec, self.seed).state_dict()
+            real = build_model(net.spec, self.seed)
+            state = {**dict(real.named_parameters()), **dict(real.named_buffers())}
             for name, slot, where in (*net.params, *net.consts):
                 if key_of[slot] in keys:
                     self.weights[slot].data[where] = state[name]
 
-    def slots(self) -> list[tuple[SlotKey, tuple[int, ...], str]]:
+    def slots(self) -> list[tuple[SlotKey, tuple[int, ...], str, torch.dtype]]:
         """What a checkpoint needs to rebuild the same slots."""
         keys = sorted(self.slot_of.items(), key=lambda item: item[1])
-        return [(key, self.shapes[i], self.kinds[i]) for key, i in keys]
+        return [(key, self.shapes[i], self.kinds[i], self.weights[i].dtype) for key, i in keys]
 
     # -- running a subnet -------------------------------------------------------------------
 

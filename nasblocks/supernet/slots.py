@@ -28,9 +28,11 @@ from typing import Any
 from nasblocks.errors import YamlPath
 from nasblocks.space import Choice, Node, SearchSpace
 from nasblocks.spec.plan import Plan
+from nasblocks.spec.types import Layer
 
-SlotKey = tuple[str, str, tuple[tuple[str, Any], ...]]
-"""(tensor name, class of the module holding it, ((structural node, option chosen), ...))"""
+SlotKey = tuple[str, str, str, tuple[tuple[str, Any], ...]]
+"""(tensor name, class of the module holding it, block kind of its layer,
+((structural node, option chosen), ...))"""
 
 
 def is_structural(node: Node) -> bool:
@@ -75,19 +77,23 @@ def _related(a: YamlPath, b: YamlPath) -> bool:
     return a[:n] == b[:n]
 
 
-def leaf_layers(p: Plan, prefix: str = "") -> Iterator[tuple[str, YamlPath]]:
-    """``(module path, definition path)`` of every block of a plan, as the builder names
-    them (a repeated block or group is a ``Sequential``: ``name.0``, ``name.1`` ...)."""
+def leaf_layers(p: Plan, prefix: str = "") -> Iterator[tuple[str, Layer]]:
+    """``(module path, layer)`` of every block of a plan, as the builder names them (a
+    repeated block or group is a ``Sequential``: ``name.0``, ``name.1`` ...)."""
     for node in p.nodes:
         name = prefix + node.name
-        names = (
-            [name] if node.layer.repeat == 1 else [f"{name}.{i}" for i in range(node.layer.repeat)]
-        )
-        for each in names:
+        repeat = node.layer.repeat
+        for each in [name] if repeat == 1 else [f"{name}.{i}" for i in range(repeat)]:
             if node.group is not None:
                 yield from leaf_layers(node.group, each + ".")
             else:
-                yield each, node.layer.path
+                yield each, node.layer
+
+
+def _sources(layer: Layer) -> tuple[YamlPath, ...]:
+    """Where a layer's definition and each of its fields were written (sugar such as
+    ``stages:`` fills fields from paths beside the layer's own)."""
+    return (layer.path, *layer.field_paths.values())
 
 
 def slot_keys(
@@ -97,15 +103,23 @@ def slot_keys(
     params: Mapping[str, Any],
 ) -> dict[str, SlotKey]:
     """The slot of each tensor of the subnet planned by ``p`` and drawn with ``params``
-    (``owners_of``: tensor name -> class name of the module holding it)."""
+    (``owners_of``: tensor name -> class name of the module holding it). Besides the
+    structural nodes that govern a layer, its block kind is part of the key: two kinds
+    never share (``basic`` / ``bottleneck`` drawn through ``stages.block``, whose path the
+    expanded layers do not carry)."""
     owners = sorted(leaf_layers(p), key=lambda item: -len(item[0]))
-    governed: dict[str, tuple[tuple[str, Any], ...]] = {}
-    for module, path in owners:
-        governed[module] = tuple(
-            (n.name, params[n.name]) for n in nodes if n.name in params and _related(n.path, path)
+    governed: dict[str, tuple[str, tuple[tuple[str, Any], ...]]] = {}
+    for module, layer in owners:
+        sources = _sources(layer)
+        chosen = tuple(
+            (n.name, params[n.name])
+            for n in nodes
+            if n.name in params and any(_related(n.path, s) for s in sources)
         )
+        governed[module] = (layer.kind, chosen)
     out: dict[str, SlotKey] = {}
     for name, cls in owners_of.items():
         owner = next((m for m, _ in owners if name.startswith(m + ".")), None)
-        out[name] = (name, cls, governed[owner] if owner is not None else ())
+        kind, chosen = governed[owner] if owner is not None else ("", ())
+        out[name] = (name, cls, kind, chosen)
     return out

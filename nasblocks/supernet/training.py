@@ -25,6 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from nasblocks.search.candidate import DataInfo, train_settings
 from nasblocks.space import Choice, FixedSource, FloatRange, IntRange, Sample, SearchSpace
 from nasblocks.space.nodes import iter_nodes, resolve
@@ -33,6 +35,7 @@ from nasblocks.supernet.network import ExtremeSource, Supernet, SupernetError
 CHECKPOINT = "supernet.pt"
 CURVE_VAL_IMAGES = 2000  # validation images of the per-epoch curve (random subnets)
 SANDWICH_PATHS = 4
+SETTINGS = "space, data and supernet settings"  # what a checkpoint's meta records
 
 
 def stated_value(node: Any) -> Any:
@@ -75,22 +78,47 @@ def train_config(space: SearchSpace) -> Any:
     assert settings is not None
     values = train_settings(space.train, space.settings)
     values["epochs"] = settings.epochs
-    return TrainConfig.model_validate(values)
+    try:
+        return TrainConfig.model_validate(values)
+    except ValidationError as e:
+        first = e.errors()[0]
+        key = first["loc"][0] if first["loc"] else ""
+        where = (
+            ("search", "supernet", "train", key)
+            if key in settings.train
+            else ("search", "train", key)
+        )
+        raise space.error(f"{first['msg']} (got {first.get('input')!r})", where) from None
 
 
 def fingerprint(space: SearchSpace, info: DataInfo, config: Any) -> str:
     """What a supernet checkpoint belongs to: the architecture, the data, the settings."""
+    from nasblocks.search.folder import RUNTIME_TRAIN_KEYS
+
     settings = space.settings
+    net = settings.supernet
     what = {
         "template": space.template,
         "info": [list(info.input_shape), info.num_classes],
-        "data": settings.data.model_dump(mode="json"),
-        "supernet": settings.supernet.model_dump(mode="json") if settings.supernet else None,
-        "train": config.model_dump(mode="json"),
+        "data": settings.data.model_dump(mode="json", exclude={"root", "download"}),
+        "strategy": net.strategy if net is not None else None,
+        "train": config.model_dump(mode="json", exclude=set(RUNTIME_TRAIN_KEYS) - {"epochs"}),
         "seed": settings.seed,
     }
     text = json.dumps(what, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def check_checkpoint(space: SearchSpace, info: DataInfo, out: Path) -> None:
+    """Refuse, before anything is written, a supernet checkpoint in ``out`` that another
+    space, data or supernet settings trained (one line)."""
+    from nasblocks.train.checkpoint import Checkpoint, CheckpointError
+
+    meta = {SETTINGS: fingerprint(space, info, train_config(space))}
+    try:
+        Checkpoint(out / CHECKPOINT, meta).load()
+    except CheckpointError as e:
+        raise SupernetError(str(e)) from None
 
 
 class Paths:
@@ -129,13 +157,21 @@ class TrainedSupernet(Supernet):
         strategy = settings.strategy if settings is not None else "spos"
         self.paths = Paths(space, self.seed, strategy)
         self.path = self.paths
+        self.curve_paths = Paths(space, self.seed + 1, "spos")
+        self.eval_path = self.curve_paths
         self.paths_per_step = SANDWICH_PATHS if strategy == "sandwich" else 1
 
     def get_extra_state(self) -> Any:
-        return {"paths": self.paths.state()}
+        return {
+            "paths": self.paths.state(),
+            "curve": self.curve_paths.state(),
+            "skipped": self.skipped,
+        }
 
     def set_extra_state(self, state: Any) -> None:
         self.paths.restore(state["paths"])
+        self.curve_paths.restore(state["curve"])
+        self.skipped = int(state["skipped"])
 
 
 def train_supernet(
@@ -162,7 +198,7 @@ def train_supernet(
     if settings is None:
         raise SupernetError("the space has no search.supernet section")
     config = train_config(space)
-    meta = {"space, data and supernet settings": fingerprint(space, info, config)}
+    meta = {SETTINGS: fingerprint(space, info, config)}
     path = out / CHECKPOINT
     saved = Checkpoint(path, meta).load()
     kwargs: dict[str, Any] = {"seed": config.seed, "discovery": settings.discovery}
@@ -183,8 +219,9 @@ def train_supernet(
     }
     if saved is not None and int(saved["epoch"]) >= settings.epochs:
         net.load_state_dict(saved["model"])
-        record["history"] = saved["history"]
-        record["resumed_from"] = int(saved["epoch"])
+        record.update(
+            history=saved["history"], train_time_s=saved["totals"][0], skipped_draws=net.skipped
+        )
         return net, record
     if saved is not None:
         log(f"supernet: resuming after epoch {saved['epoch']} of {settings.epochs} ({path})")

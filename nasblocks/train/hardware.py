@@ -97,3 +97,18 @@ def is_out_of_memory(err: BaseException) -> bool:
     if isinstance(err, torch.OutOfMemoryError):
         return True
     return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None):
+    """``torch.set_num_threads(threads)`` inside, restored after (None: untouched). A search
+    and its retraining use the same threads: the same float reductions, the same numbers."""
+    if not threads:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

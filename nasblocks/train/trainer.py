@@ -260,6 +260,7 @@ class _Run:
             "order": self.train_batches.generator.get_state(),
             "augment": self.augment.generator.get_state() if self.augment else None,
             "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
         }
 
     def _restore(self, state: dict) -> tuple[int, list[dict[str, float]], list[float]]:
@@ -273,6 +274,8 @@ class _Run:
         if self.augment is not None and state["augment"] is not None:
             self.augment.generator.set_state(state["augment"])
         torch.set_rng_state(state["torch"])
+        if self.device.type == "cuda" and state.get("cuda") is not None:
+            torch.cuda.set_rng_state(state["cuda"], self.device)
         return int(state["epoch"]), list(state["history"]), list(state["totals"])
 
     def train(self, report: Report | None) -> TrainResult:

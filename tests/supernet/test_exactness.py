@@ -91,3 +91,9 @@ def test_structural_choices_get_their_own_weights_and_widths_share():
     assert s["conv1.weight"][1][2:] == (slice(1, 4), slice(1, 4))  # the 3x3 is its centre
     assert b["layer1.0.conv1.weight"][0] == s["layer1.0.conv1.weight"][0]
     assert s["layer1.0.conv1.weight"][1][0] == slice(0, 16)  # the first 16 of 32 filters
+    # the block kind is a structural choice: a bottleneck's 1x1 conv1 is not basic's 3x3
+    bottleneck = net.subnet(
+        resnet.sample(FixedSource(dict(params, **{"stages.block": "bottleneck"})))
+    )
+    other = {n: slot for n, slot, _ in bottleneck.params}
+    assert other["layer1.0.conv1.weight"] != b["layer1.0.conv1.weight"][0]
