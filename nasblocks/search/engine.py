@@ -233,6 +233,7 @@ def _one_shot(job: Job, out: Path, fixed: dict[str, Any], show: Progress) -> Job
     write_atomic(out / "supernet.json", json.dumps(record, indent=2, default=str) + "\n")
     path = evaluator.checkpoint_path(out)
     evaluator.register(path, evaluator.Scorer(net, job.space, job.data, job.info))
+    show.trials_began()
     return dataclasses.replace(job, supernet=str(path))
 
 

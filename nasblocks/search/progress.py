@@ -51,7 +51,7 @@ class Progress:
         self.live = bool(enabled is not False and _isatty(self.stream))
         self.total, self.name, self.settings = total, name, settings
         self.workers = workers
-        self.start_time = time.perf_counter()
+        self.start_time = self.trials_start = time.perf_counter()
         self.done_at_start = 0
         self.done = 0
         self.trained = 0  # trials of this run that trained (duplicates, infeasible ones: instant)
@@ -70,7 +70,7 @@ class Progress:
         moved: Path | None = None,
     ) -> None:
         """The first lines: what was moved aside (``--fresh``), what is resumed, what runs."""
-        self.start_time = time.perf_counter()
+        self.start_time = self.trials_start = time.perf_counter()
         finished = [t for t in study.get_trials(deepcopy=False) if counts(t)]
         self.done_at_start = self.done = len(finished)
         for t in finished:
@@ -99,6 +99,10 @@ class Progress:
 
     def _named(self, metric: str) -> str:
         return self.score if metric == "val_acc" else metric
+
+    def trials_began(self) -> None:
+        """Trials start now (a supernet trained before them): the ETA counts from here."""
+        self.trials_start = time.perf_counter()
 
     def note(self, line: str) -> None:
         """One line of news (the warm-up's summary ...), between the trial lines."""
@@ -199,7 +203,8 @@ class Progress:
         # Instant trials (duplicates, infeasible samples) say nothing of a trained one's cost:
         # no estimate until one has trained, unless every trial is a table lookup.
         known = ran and (self.trained or self.settings.evaluate is not None)
-        eta = fmt_time(elapsed / ran * left) if known else "?"
+        per_trial = (time.perf_counter() - self.trials_start) / ran if ran else 0.0
+        eta = fmt_time(per_trial * left) if known else "?"
         return f"{fmt_time(elapsed)} elapsed, ETA {eta}"
 
     def _refresh(self) -> None:

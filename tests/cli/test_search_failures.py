@@ -316,7 +316,8 @@ layers:
 """
 
 TRAIN_CASES = [
-    (["--epochs", "0"], "--epochs: Input should be greater than or equal to 1 (got 0)"),
+    (["--epochs", "0"], "--epochs: 0 only scores inherited weights; add --inherit"),
+    (["--epochs", "-1"], "--epochs: Input should be greater than or equal to 1 (got -1)"),
     (["--batch-size", "0"], "--batch-size: Input should be greater than or equal to 1"),
     (["--lr", "nan"], "--lr: Input should be a finite number (got nan)"),
     (["--lr", "-0.1"], "--lr: Input should be greater than 0 (got -0.1)"),

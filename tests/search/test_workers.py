@@ -342,5 +342,9 @@ def test_eta_waits_for_a_trained_trial(space_file):
     show(None, instant)  # type: ignore[arg-type]
     assert show.done == 1 and show._time_text().endswith("ETA ?")
     show.start_time -= 60  # a minute has passed
+    show.trials_start -= 60
     show(None, create_trial(value=0.6, user_attrs={"duration_s": 59.0, "val_acc": 0.6}))
     assert show._time_text() == "1m00s elapsed, ETA 3m00s"  # 6 left at 30 s per trial so far
+    # a supernet trained for 10 minutes before the trials: the ETA counts from the trials
+    show.start_time -= 600
+    assert show._time_text() == "11m00s elapsed, ETA 3m00s"

@@ -37,7 +37,7 @@ layers:
 search:
   data: {dataset: digits}
   train: {batch_size: 64, lr: {float: [0.01, 0.2], log: true}, device: cpu}
-  supernet: {epochs: EPOCHS, discovery: 8, STRATEGY}
+  supernet: {epochs: EPOCHS, discovery: 8, STRATEGY CAP}
   budget: {trials: 6}
   sampler: random
   pruner: none
@@ -45,9 +45,11 @@ search:
 """
 
 
-def write(tmp_path: Path, epochs: int = 2, strategy: str = "spos", name="space.yaml") -> Path:
-    path = tmp_path / name
+def write(tmp_path: Path, epochs: int = 2, strategy: str = "spos", cap: int | None = 8) -> Path:
+    """The tiny space; ``cap``: training batches an epoch (None: all 21)."""
+    path = tmp_path / "space.yaml"
     text = SPACE.replace("EPOCHS", str(epochs)).replace("STRATEGY", f"strategy: {strategy}")
+    text = text.replace(" CAP", f", train: {{max_train_batches: {cap}}}" if cap else "")
     path.write_text(text)
     return path
 
@@ -88,11 +90,11 @@ def test_sandwich_runs_several_paths_a_step(tmp_path):
         space, data, DataInfo((1, 8, 8), 10), tmp_path, log=lambda _: None
     )
     assert net.paths_per_step == 4 and record["paths_per_step"] == 4
-    steps = len(data.prepared((1, 8, 8)).train) // 64
+    steps = 8  # the cap
     # four draws per step (validation draws from its own path), plus the draws skipped for
     # shapes the small survey did not see
     assert 4 * steps <= net.paths.step <= 4 * steps + net.skipped
-    assert record["history"][0]["train_loss"] < 2.31
+    assert 0 < record["history"][0]["train_loss"] < 3.0  # finite: four paths, one step
 
 
 def test_an_interrupted_supernet_resumes_to_the_same_weights(tmp_path):
@@ -126,7 +128,7 @@ def _state(path: Path) -> int:
 
 
 def test_kill_9_during_supernet_training_resumes_from_the_last_epoch(tmp_path):
-    space = write(tmp_path, epochs=40)
+    space = write(tmp_path, epochs=40, cap=None)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "nasblocks", "search", str(space), "--out", str(out)]
     cmd += ["--trials", "2"]
@@ -247,7 +249,7 @@ def test_a_plugin_block_shares_its_weights_by_the_same_rule(tmp_path):
 
 
 def test_bad_supernet_training_settings_are_one_located_line(tmp_path, capsys):
-    space = write(tmp_path)
+    space = write(tmp_path, cap=None)
     text = space.read_text()
     space.write_text(text.replace("discovery: 8", "discovery: 8, train: {lrr: 0.1}"))
     assert main(["validate", str(space)]) == 2
@@ -262,3 +264,18 @@ def test_bad_supernet_training_settings_are_one_located_line(tmp_path, capsys):
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"{space}:16:") and "search.supernet.train.lr: " in last
     assert not (tmp_path / "out" / "run.json").exists()  # refused before anything is written
+
+
+def test_worker_processes_share_the_trained_supernet(tmp_path):
+    """--workers N: each process loads the one checkpoint and scores its trials with it."""
+    space = write(tmp_path, epochs=1)
+    out = tmp_path / "out"
+    first = search(space, out=out, progress=False, overrides={"search.budget.trials": 2})
+    assert first.finished == 2
+    mtime = (out / "supernet.pt").stat().st_mtime_ns
+    outcome = search(space, out=out, progress=False, workers=2)
+    assert outcome.finished == 6
+    assert (out / "supernet.pt").stat().st_mtime_ns == mtime  # trained once
+    study = load_study(out)
+    scored = [t for t in study.trials if "val_acc" in t.user_attrs]
+    assert len(scored) >= 6 and all(t.user_attrs["inherited"] for t in scored)
