@@ -224,7 +224,7 @@ class SupernetSettings(_Model):
         description="Score subnets on the first this-many validation images (None: all).",
     )
     discovery: int = Field(
-        100,
+        30,
         ge=0,
         description="Random subnets surveyed when the supernet is compiled, beside every "
         "option of every structural choice at both ends of every numeric node: the shared "
