@@ -108,10 +108,10 @@ def run(args) -> int:
 def _score(model, splits, config, trial: _Trial, name: str) -> int:
     """``--inherit --epochs 0``: the inherited weights scored on the validation images the
     search scored them on, and on the test split."""
-    from nasblocks.supernet.training import _first
+    from nasblocks.supernet.training import val_subset
     from nasblocks.train.trainer import evaluate
 
-    val = _first(splits.val, trial.scored_images or len(splits.val))
+    val = val_subset(splits.val, trial.scored_images or len(splits.val))
     scored = evaluate(model, val, config)
     test = evaluate(model, splits, config, split="test")
     print(

@@ -22,6 +22,7 @@ from nasblocks.files import write_atomic
 from nasblocks.search import outcomes, results
 from nasblocks.search.logs import quiet_optuna
 from nasblocks.search.progress import fmt_time
+from nasblocks.search.report_supernet import supernet_section
 
 TOP = 10
 
@@ -96,9 +97,6 @@ def write_report(study: optuna.Study, out: Path) -> Path:
 
 
 # -- text ------------------------------------------------------------------------------------
-
-
-from nasblocks.search.report_supernet import supernet_section  # noqa: E402
 
 
 def _overview(study: optuna.Study, trials: list[FrozenTrial], run: dict) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any
 from nasblocks.search.candidate import DataInfo
 from nasblocks.space import Sample, SearchSpace
 from nasblocks.supernet.network import Supernet, SupernetError
-from nasblocks.supernet.training import CHECKPOINT, TrainedSupernet, _first, train_config
+from nasblocks.supernet.training import CHECKPOINT, TrainedSupernet, train_config, val_subset
 
 
 class Scorer:
@@ -34,7 +34,7 @@ class Scorer:
         net.to(self.device)
         batches = TrainBatches(splits.train, self.config, self.device, channels_last=False)
         self.batches = list(itertools.islice(batches, settings.recalibration_batches))
-        self.val = _first(splits.val, settings.val_images or len(splits.val))
+        self.val = val_subset(splits.val, settings.val_images or len(splits.val))
 
     def score(self, sample: Sample) -> tuple[dict[str, float], dict[str, Any]]:
         """``({"val_acc", "val_loss", "scored_images", "threads"}, state_dict)`` of the

@@ -120,7 +120,7 @@ class Supernet(nn.Module):
         info: DataInfo,
         *,
         seed: int = 0,
-        discovery: int = 300,
+        discovery: int = 30,
         slots: Iterable[tuple[SlotKey, tuple[int, ...], str, torch.dtype]] | None = None,
     ) -> None:
         super().__init__()
@@ -133,10 +133,8 @@ class Supernet(nn.Module):
         self.skipped = 0  # training draws skipped for shapes outside the survey
         self.grown = 0  # slots made or grown while scoring
         self.growable = False  # only scoring (no optimiser holds the tensors) may grow them
-        self._consts: dict[int, Tensor] = {}
         self._cache: OrderedDict[str, Subnet] = OrderedDict()
         self._active: tuple[Subnet, dict[str, Tensor]] | None = None
-        self._prebuilt: nn.Module | None = None
         self.path: Callable[[], Sample] = self.random_path(seed)
         self.eval_path: Callable[[], Sample] = self.random_path(seed + 1)  # the curve's draws
         self.paths_per_step = 1
@@ -153,9 +151,9 @@ class Supernet(nn.Module):
         source = RandomSource(seed)
         return lambda: self.space.sample(source)
 
-    def subnet(self, sample: Sample) -> Subnet:
+    def subnet(self, sample: Sample, module: nn.Module | None = None) -> Subnet:
         """The built subnet of ``sample`` (raises a located ``SpecError`` if it does not
-        build)."""
+        build); ``module``: its meta-device network, when already built."""
         spec = load_spec(complete_spec(sample.spec, self.info, self.space.settings))
         labels = [(n.name, sample.params.get(n.name)) for n in self.structural]
         key = spec.hash() + repr(labels)  # the same network may share by other options
@@ -163,7 +161,7 @@ class Supernet(nn.Module):
         if hit is not None:
             self._cache.move_to_end(key)
             return hit
-        net = self._compile(sample, spec)
+        net = self._compile(sample, spec, module or _meta_build(spec))
         self._cache[key] = net
         if len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
@@ -183,8 +181,7 @@ class Supernet(nn.Module):
                 continue
         raise SupernetError(f"no valid network in {MAX_TRIES} draws from the space")
 
-    def _compile(self, sample: Sample, spec: Spec) -> Subnet:
-        module, self._prebuilt = self._prebuilt or _meta_build(spec), None
+    def _compile(self, sample: Sample, spec: Spec, module: nn.Module) -> Subnet:
         kind, owner = _kinds(module)
         norms = tuple(m for m in module.modules() if isinstance(m, _BatchNorm))
         tensors = {**dict(module.named_parameters()), **dict(module.named_buffers())}
@@ -245,7 +242,7 @@ class Supernet(nn.Module):
     ) -> int:
         """A new shared tensor (zero until initialised), where the others are."""
         index = len(self.shapes)
-        device = self.weights[0].device if len(self.weights) else None
+        device = self.device if len(self.weights) else None
         self.slot_of[key] = index
         self.shapes.append(shape)
         self.kinds.append(kind)
@@ -320,16 +317,17 @@ class Supernet(nn.Module):
             wanted.setdefault(id(sample), set()).add(key)
             samples[id(sample)] = sample
         for sid, keys in wanted.items():
-            self._prebuilt = modules[sid]  # built by the survey: not built again
-            try:
-                net = self.subnet(samples[sid])
-            finally:
-                self._prebuilt = None  # (a cache hit leaves it unused)
+            net = self.subnet(samples[sid], modules[sid])  # built by the survey
             real = build_model(net.spec, self.seed)
             state = {**dict(real.named_parameters()), **dict(real.named_buffers())}
             for name, slot, where in (*net.params, *net.consts):
                 if key_of[slot] in keys:
                     self.weights[slot].data[where] = state[name]
+
+    @property
+    def device(self) -> torch.device:
+        """Where the shared tensors are."""
+        return self.weights[0].device if len(self.weights) else torch.device("cpu")
 
     def slots(self) -> list[tuple[SlotKey, tuple[int, ...], str, torch.dtype]]:
         """What a checkpoint needs to rebuild the same slots."""
@@ -347,11 +345,7 @@ class Supernet(nn.Module):
             out[name] = weights[slot][where]
         for name, slot, where in net.consts:
             out[name] = weights[slot][where]
-        device = weights[0].device if len(weights) else torch.device("cpu")
-        if stats is not None:
-            out.update(stats)
-        else:
-            out.update(_fresh_stats(net, device))
+        out.update(stats if stats is not None else _fresh_stats(net, self.device))
         return out
 
     def run(self, net: Subnet, x: Tensor, stats: Mapping[str, Tensor] | None = None) -> Tensor:
@@ -377,8 +371,7 @@ class Supernet(nn.Module):
     def recalibrate(self, net: Subnet, batches: Iterable[tuple[Tensor, Any]]) -> dict[str, Tensor]:
         """Batch norm statistics of ``net`` estimated on ``batches`` (a cumulative average over
         all of them, as torchvision's ``momentum=None``); nothing else runs in training mode."""
-        device = self.weights[0].device if len(self.weights) else torch.device("cpu")
-        stats = _fresh_stats(net, device)
+        stats = _fresh_stats(net, self.device)
         momenta = [n.momentum for n in net.norms]
         was = self.training
         try:

@@ -228,7 +228,7 @@ def train_supernet(
     device = resolve_device(config.device)
     splits = data.prepared(info.input_shape, device)
     make_folder(out)
-    curve = dataclasses.replace(splits, val=_first(splits.val, CURVE_VAL_IMAGES))
+    curve = dataclasses.replace(splits, val=val_subset(splits.val, CURVE_VAL_IMAGES))
 
     def each_epoch(epoch: int, metrics: dict[str, float]) -> bool:
         log(
@@ -261,7 +261,7 @@ def _where(net: Supernet, device: Any) -> str:
     return where
 
 
-def _first(part: Any, n: int, seed: int = 0) -> Any:
+def val_subset(part: Any, n: int, seed: int = 0) -> Any:
     """``n`` images of a split drawn at random (seeded), in random order: splits are stored
     class by class, and a batch of one class would make batch statistics erase the class."""
     import torch
