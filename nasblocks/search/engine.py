@@ -175,7 +175,7 @@ def search(
                 first = warm_up(space, study, data, info, show)
                 job = Job(space, data, info, trainer or run_trial)
                 if settings.supernet is not None:
-                    job = _one_shot(job, out, fixed, show)
+                    job = _one_shot(job, study, out, fixed, show)
                 if settings.evaluate is not None:
                     error = _run_table(study, Objective(job, out, show), show, first)
                 elif workers == 1 and exclusive:
@@ -195,8 +195,11 @@ def search(
     return outcome
 
 
-def _one_shot(job: Job, out: Path, fixed: dict[str, Any], show: Progress) -> Job:
-    """Train (or resume, or reuse) the space's supernet; trials are then scored by it."""
+def _one_shot(
+    job: Job, study: optuna.Study, out: Path, fixed: dict[str, Any], show: Progress
+) -> Job:
+    """Train (or resume, or reuse) the space's supernet; trials are then scored by it. Under
+    GDAS a new study's first trial is the architecture its logits chose."""
     import dataclasses
     import json
 
@@ -231,6 +234,8 @@ def _one_shot(job: Job, out: Path, fixed: dict[str, Any], show: Progress) -> Job
         raise SearchError(f"supernet {e}") from None
     record["fixed_training"] = fixed
     write_atomic(out / "supernet.json", json.dumps(record, indent=2, default=str) + "\n")
+    if "architecture" in record and not study.get_trials(deepcopy=False):
+        study.enqueue_trial(record["architecture"], user_attrs={"gdas": "argmax of alpha"})
     path = evaluator.checkpoint_path(out)
     evaluator.register(path, evaluator.Scorer(net, job.space, job.data, job.info))
     show.trials_began()

@@ -59,7 +59,6 @@ PARTS = {
     "seed": "the seed",
 }
 RUNTIME_TRAIN_KEYS = ("epochs", "device", "compile", "loader_workers")
-SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 # -- fingerprint ------------------------------------------------------------------------------
@@ -95,6 +94,8 @@ def training_part(s: Any) -> dict[str, Any]:
         net = s.supernet
         train = {k: v for k, v in net.train.items() if k not in RUNTIME_TRAIN_KEYS}
         part["supernet"] = {"strategy": net.strategy, "epochs": net.epochs, "train": train}
+        if net.strategy == "gdas":
+            part["supernet"]["arch_lr"] = net.arch_lr
     return part
 
 
@@ -215,24 +216,41 @@ def file_scheme(url: str) -> str | None:
 def check_database(db: Path, out: Path, url: str = "") -> None:
     """An existing SQLite file must be a database: an empty or foreign file is never
     silently replaced by a new study. (A journal file, named by a ``journal:///`` ``url`` or
-    by its suffix, is checked by Optuna when read.)"""
+    by its suffix, is checked by Optuna when read.)
+
+    The file is read through SQLite, never ``open()``: closing any descriptor of a database
+    file drops every POSIX lock this process holds on it (SQLite's "How To Corrupt", 2.2), so
+    another process could take the database for unused, checkpoint and remove its write-ahead
+    log under this process's open connections, which then read a stale or "malformed" file."""
     if not db.exists() or db.suffix == JOURNAL_SUFFIX or url.startswith(JOURNAL):
         return
     try:
-        with db.open("rb") as f:
-            head = f.read(len(SQLITE_MAGIC))
+        empty = db.stat().st_size == 0
     except OSError as e:
         raise OutputError(f"cannot read {_shown(db, out)}: {reason(e)}", e.errno) from None
-    if not head:
-        problem = "is empty (0 bytes), not a study database"
-    elif head != SQLITE_MAGIC:
-        problem = "is not a SQLite database"
-    else:
+    problem = "is empty (0 bytes), not a study database" if empty else _not_sqlite(db)
+    if problem is None:
         return
     raise SearchError(
         f"{_shown(db, out)} {problem}; --fresh moves it aside (to {out}/{PREVIOUS}<time>/) "
         "and starts a new study"
     )
+
+
+def _not_sqlite(db: Path) -> str | None:
+    """Why ``db`` is not a SQLite database, or None (read by SQLite's own file layer)."""
+    try:
+        connection = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None  # cannot even be opened: Optuna's own error says why, located
+    try:
+        connection.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as e:
+        if "not a database" in str(e) or "malformed" in str(e):
+            return f"is not a readable SQLite database (SQLite: {e})"
+    finally:
+        connection.close()
+    return None
 
 
 def _shown(db: Path, out: Path) -> str:

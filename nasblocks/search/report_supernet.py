@@ -43,9 +43,34 @@ def supernet_section(out: Path, save, figure) -> list[str]:
             "not see and were drawn again (raise `search.supernet.discovery`).",
             "",
         ]
+    lines += _architecture(record)
     if history and _plot(history, Path(out) / "supernet.png", save, figure):
         lines += ["![Supernet training](supernet.png)", ""]
     return lines
+
+
+def _architecture(record: dict[str, Any]) -> list[str]:
+    """GDAS's result: softmax(alpha) of every node, its argmax in bold (trial 0)."""
+    alpha: dict[str, dict[str, float]] = record.get("alpha") or {}
+    if not alpha:
+        return []
+    options = list(dict.fromkeys(o for probs in alpha.values() for o in probs))
+    lines = [
+        f"Architecture weights at the end (softmax of alpha, learning rate "
+        f"{record.get('arch_lr', 0):.3g}); the argmax of every node, in bold, was the "
+        "study's first trial:",
+        "",
+        "| node | " + " | ".join(options) + " |",
+        "|---|" + "---:|" * len(options),
+    ]
+    for node, probs in alpha.items():
+        best = max(probs, key=lambda o: probs[o])
+        cells = [
+            ("" if o not in probs else f"**{probs[o]:.3f}**" if o == best else f"{probs[o]:.3f}")
+            for o in options
+        ]
+        lines.append(f"| `{node}` | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def _plot(history: list[dict[str, float]], path: Path, save, figure) -> bool:

@@ -290,6 +290,15 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def is_structural(node: Node) -> bool:
+    """A choice whose options are not plain numbers chooses structure (blocks, layer lists,
+    mappings); numbers (widths, kernels, depths, rates) are values. A supernet gives each
+    structural option its own weights and slices values from one tensor."""
+    if not isinstance(node, Choice):
+        return False
+    return not all(_is_number(o) for o in node.options)
+
+
 def iter_nodes(value: Any):
     """Every node in a compiled value, depth first in document order (nested ones too)."""
     if isinstance(value, (Choice, IntRange, FloatRange)):

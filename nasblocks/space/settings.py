@@ -199,13 +199,22 @@ class SupernetSettings(_Model):
     trained once, and every trial is its subnet's validation accuracy with inherited weights
     after batch norm recalibration."""
 
-    strategy: Literal["spos", "sandwich"] = Field(
+    strategy: Literal["spos", "sandwich", "gdas"] = Field(
         "spos",
         description="spos: one uniformly drawn subnet per step (single path, Guo et al. "
         "2020); sandwich: the largest, the smallest and two random subnets per step, their "
-        "gradients summed (BigNAS, Yu et al. 2020; OFA), for spaces with widths and depths.",
+        "gradients summed (BigNAS, Yu et al. 2020; OFA), for spaces with widths and depths; "
+        "gdas: differentiable, a subnet drawn per step by hard Gumbel-softmax on learned "
+        "architecture logits that follow the validation loss (Dong & Yang 2019), for spaces "
+        "whose every node is a choice between blocks; the first trial is its argmax.",
     )
     epochs: int = Field(30, ge=1, description="Epochs of supernet training.")
+    arch_lr: float = Field(
+        3e-4,
+        gt=0,
+        description="gdas only: Adam's learning rate for the architecture logits (GDAS's "
+        "3e-4, betas (0.5, 0.999), weight decay 1e-3).",
+    )
     train: dict[str, Any] = Field(
         default_factory=dict,
         description="Training settings of the supernet (TrainConfig fields). A search.train "

@@ -25,6 +25,7 @@ from nasblocks.space.nodes import (
     compile_value,
     contains_node,
     is_node,
+    is_structural,
     iter_nodes,
     resolve,
 )
@@ -149,6 +150,15 @@ def _compile(raw: dict, name: str, file: str | None, positions: Positions) -> Se
     template = compile_value(spec_part, (), _name_of)
     train = compile_value(dict(settings.train), (SEARCH_KEY, "train"), _name_of)
     nodes = _distinct_nodes([template, train])
+    if settings.supernet is not None and settings.supernet.strategy == "gdas":
+        for node in _distinct_nodes([template]):
+            if not is_structural(node):
+                raise SpecError(
+                    "search.supernet.strategy gdas searches choices between blocks only; "
+                    "this node is a number (a width, depth or kernel size): use spos or "
+                    "sandwich",
+                    node.path,
+                )
     if settings.sampler.name == "grid":
         for node in nodes:  # fail now, not at the first trial
             node.grid()

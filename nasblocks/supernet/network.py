@@ -30,10 +30,11 @@ from torch.nn.modules.conv import _ConvNd
 from nasblocks.errors import SearchError, SpecError
 from nasblocks.search.candidate import DataInfo, complete_spec
 from nasblocks.space import RandomSource, Sample, SearchSpace
-from nasblocks.space.nodes import Choice, FloatRange, IntRange, Node
+from nasblocks.space.nodes import Choice, FloatRange, IntRange, Node, is_structural
 from nasblocks.spec import Spec, load_spec
 from nasblocks.spec.plan import plan
-from nasblocks.supernet.slots import SlotKey, is_structural, slot_keys, structural_nodes
+from nasblocks.supernet.gdas import Architecture
+from nasblocks.supernet.slots import SlotKey, governed_layers, slot_keys, structural_nodes
 
 BN_STATS = ("running_mean", "running_var", "num_batches_tracked")
 CACHE_SIZE = 512  # subnets kept built (meta modules: no tensor memory)
@@ -122,10 +123,12 @@ class Supernet(nn.Module):
         seed: int = 0,
         discovery: int = 30,
         slots: Iterable[tuple[SlotKey, tuple[int, ...], str, torch.dtype]] | None = None,
+        architecture: Architecture | None = None,
     ) -> None:
         super().__init__()
         self.space, self.info, self.seed = space, info, seed
         self.structural = structural_nodes(space)
+        self.architecture = architecture  # GDAS's logits and gates (None: no relaxation)
         self.weights = nn.ParameterList()
         self.slot_of: dict[SlotKey, int] = {}
         self.shapes: list[tuple[int, ...]] = []
@@ -185,7 +188,10 @@ class Supernet(nn.Module):
         kind, owner = _kinds(module)
         norms = tuple(m for m in module.modules() if isinstance(m, _BatchNorm))
         tensors = {**dict(module.named_parameters()), **dict(module.named_buffers())}
-        keys = slot_keys(owner, plan(spec), self.structural, sample.params)
+        planned = plan(spec)
+        keys = slot_keys(owner, planned, self.structural, sample.params)
+        if self.architecture is not None:
+            self._gate(module, governed_layers(planned, self.structural, sample.params))
         params: list[tuple[str, int, tuple[slice, ...]]] = []
         consts: list[tuple[str, int, tuple[slice, ...]]] = []
         stats: list[tuple[str, tuple[int, ...], torch.dtype]] = []
@@ -200,6 +206,21 @@ class Supernet(nn.Module):
         return Subnet(sample, spec, module, tuple(params), tuple(consts), tuple(stats), norms)
 
     # -- the shared tensors -----------------------------------------------------------------
+
+    def _gate(self, module: nn.Module, governed: Mapping[str, tuple[str, Any]]) -> None:
+        """Hooks that multiply each structural layer's output by its GDAS gates, in training
+        calls only (scoring and recalibration run the plain subnet)."""
+        architecture = self.architecture
+        assert architecture is not None
+        for name, (_, chosen) in governed.items():
+            names = tuple(node for node, _ in chosen)
+            if not names:
+                continue
+
+            def hook(_: nn.Module, __: Any, output: Tensor, names=names) -> Tensor:
+                return architecture.gate(names, output) if self.training else output
+
+            module.get_submodule(name).register_forward_hook(hook)
 
     def _slot(self, key: SlotKey, shape: tuple[int, ...], kind: str, dtype: torch.dtype) -> int:
         index = self.slot_of.get(key)

@@ -26,21 +26,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from nasblocks.errors import YamlPath
-from nasblocks.space import Choice, Node, SearchSpace
+from nasblocks.space import SearchSpace
+from nasblocks.space.nodes import is_structural
 from nasblocks.spec.plan import Plan
 from nasblocks.spec.types import Layer
 
 SlotKey = tuple[str, str, str, tuple[tuple[str, Any], ...]]
 """(tensor name, class of the module holding it, block kind of its layer,
 ((structural node, option chosen), ...))"""
-
-
-def is_structural(node: Node) -> bool:
-    """A choice whose options are not plain numbers chooses structure: its options get
-    separate weights. Numbers (widths, kernels, depths, rates) are sliced from one tensor."""
-    if not isinstance(node, Choice):
-        return False
-    return not all(isinstance(o, (int, float)) and not isinstance(o, bool) for o in node.options)
 
 
 def _strip_options(path: YamlPath) -> YamlPath:
@@ -96,6 +89,24 @@ def _sources(layer: Layer) -> tuple[YamlPath, ...]:
     return (layer.path, *layer.field_paths.values())
 
 
+def governed_layers(
+    p: Plan, nodes: tuple[StructuralNode, ...], params: Mapping[str, Any]
+) -> dict[str, tuple[str, tuple[tuple[str, Any], ...]]]:
+    """Module path of every leaf layer of the subnet planned by ``p`` and drawn with
+    ``params`` -> (its block kind, ((structural node, option chosen), ...) for the nodes
+    that govern it)."""
+    governed: dict[str, tuple[str, tuple[tuple[str, Any], ...]]] = {}
+    for module, layer in leaf_layers(p):
+        sources = _sources(layer)
+        chosen = tuple(
+            (n.name, params[n.name])
+            for n in nodes
+            if n.name in params and any(_related(n.path, s) for s in sources)
+        )
+        governed[module] = (layer.kind, chosen)
+    return governed
+
+
 def slot_keys(
     owners_of: Mapping[str, str],
     p: Plan,
@@ -107,19 +118,11 @@ def slot_keys(
     structural nodes that govern a layer, its block kind is part of the key: two kinds
     never share (``basic`` / ``bottleneck`` drawn through ``stages.block``, whose path the
     expanded layers do not carry)."""
-    owners = sorted(leaf_layers(p), key=lambda item: -len(item[0]))
-    governed: dict[str, tuple[str, tuple[tuple[str, Any], ...]]] = {}
-    for module, layer in owners:
-        sources = _sources(layer)
-        chosen = tuple(
-            (n.name, params[n.name])
-            for n in nodes
-            if n.name in params and any(_related(n.path, s) for s in sources)
-        )
-        governed[module] = (layer.kind, chosen)
+    governed = governed_layers(p, nodes, params)
+    owners = sorted(governed, key=len, reverse=True)
     out: dict[str, SlotKey] = {}
     for name, cls in owners_of.items():
-        owner = next((m for m, _ in owners if name.startswith(m + ".")), None)
+        owner = next((m for m in owners if name.startswith(m + ".")), None)
         kind, chosen = governed[owner] if owner is not None else ("", ())
         out[name] = (name, cls, kind, chosen)
     return out

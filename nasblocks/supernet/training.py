@@ -30,7 +30,9 @@ from pydantic import ValidationError
 from nasblocks.search.candidate import DataInfo, train_settings
 from nasblocks.space import Choice, FixedSource, FloatRange, IntRange, Sample, SearchSpace
 from nasblocks.space.nodes import iter_nodes, resolve
+from nasblocks.supernet.gdas import Architecture
 from nasblocks.supernet.network import ExtremeSource, Supernet, SupernetError
+from nasblocks.supernet.slots import structural_nodes
 
 CHECKPOINT = "supernet.pt"
 CURVE_VAL_IMAGES = 2000  # validation images of the per-epoch curve (random subnets)
@@ -105,6 +107,8 @@ def fingerprint(space: SearchSpace, info: DataInfo, config: Any) -> str:
         "train": config.model_dump(mode="json", exclude=set(RUNTIME_TRAIN_KEYS) - {"epochs"}),
         "seed": settings.seed,
     }
+    if net is not None and net.strategy == "gdas":
+        what["arch_lr"] = net.arch_lr
     text = json.dumps(what, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -152,11 +156,17 @@ class TrainedSupernet(Supernet):
     """A supernet whose training path is a :class:`Paths` (saved in its ``state_dict``)."""
 
     def __init__(self, space: SearchSpace, info: DataInfo, **kwargs: Any) -> None:
-        super().__init__(space, info, **kwargs)
         settings = space.settings.supernet
         strategy = settings.strategy if settings is not None else "spos"
+        seed = int(kwargs.get("seed", 0))
+        if strategy == "gdas":
+            kwargs["architecture"] = Architecture(structural_nodes(space), space, seed)
+        super().__init__(space, info, **kwargs)
         self.paths = Paths(space, self.seed, strategy)
         self.path = self.paths
+        if self.architecture is not None:
+            architecture = self.architecture
+            self.path = lambda: architecture.draw(space)
         self.curve_paths = Paths(space, self.seed + 1, "spos")
         self.eval_path = self.curve_paths
         self.paths_per_step = SANDWICH_PATHS if strategy == "sandwich" else 1
@@ -166,10 +176,13 @@ class TrainedSupernet(Supernet):
             "paths": self.paths.state(),
             "curve": self.curve_paths.state(),
             "skipped": self.skipped,
+            "architecture": self.architecture.state() if self.architecture else None,
         }
 
     def set_extra_state(self, state: Any) -> None:
         self.paths.restore(state["paths"])
+        if self.architecture is not None and state.get("architecture") is not None:
+            self.architecture.restore(state["architecture"])
         self.curve_paths.restore(state["curve"])
         self.skipped = int(state["skipped"])
 
@@ -190,7 +203,7 @@ def train_supernet(
     import torch
 
     from nasblocks.files import make_folder
-    from nasblocks.train import TrainOutOfMemoryError, fit
+    from nasblocks.train import Bilevel, TrainOutOfMemoryError, fit
     from nasblocks.train.checkpoint import Checkpoint
     from nasblocks.train.trainer import resolve_device
 
@@ -222,7 +235,7 @@ def train_supernet(
         record.update(
             history=saved["history"], train_time_s=saved["totals"][0], skipped_draws=net.skipped
         )
-        return net, record
+        return net, _with_architecture(net, record)
     if saved is not None:
         log(f"supernet: resuming after epoch {saved['epoch']} of {settings.epochs} ({path})")
     device = resolve_device(config.device)
@@ -234,17 +247,41 @@ def train_supernet(
         log(
             f"supernet epoch {epoch}/{settings.epochs}: train loss {metrics['train_loss']:.4f}, "
             f"random subnets' val acc {metrics['val_acc']:.4f} ({metrics['epoch_time']:.0f} s)"
+            + (_argmax_text(net) if net.architecture is not None else "")
         )
         return False
 
+    bilevel = None
+    if net.architecture is not None:  # GDAS: alpha steps on the validation split
+        arch = net.architecture
+        optimizer = arch.optimizer(settings.arch_lr)
+        bilevel = Bilevel(list(arch.alpha), optimizer, splits.val, arch.start_epoch)
     try:
-        result = fit(net, curve, config, each_epoch, checkpoint=checkpoint)
+        result = fit(net, curve, config, each_epoch, checkpoint=checkpoint, bilevel=bilevel)
     except TrainOutOfMemoryError as e:
         raise TrainOutOfMemoryError(f"{e}{_where(net, device)}") from None
     record["history"] = [dict(h) for h in result.history]
     record["train_time_s"] = result.train_time_s
     record["skipped_draws"] = net.skipped
-    return net, record
+    return net, _with_architecture(net, record)
+
+
+def _argmax_text(net: Supernet) -> str:
+    assert net.architecture is not None
+    chosen = net.architecture.chosen(net.space)
+    return f"; tau {net.architecture.tau:.2f}, argmax of alpha: " + ", ".join(
+        f"{k}={v}" for k, v in chosen.items()
+    )
+
+
+def _with_architecture(net: Supernet, record: dict[str, Any]) -> dict[str, Any]:
+    """GDAS's result in the record: the chosen option and softmax(alpha) of every node."""
+    if net.architecture is not None:
+        record["architecture"] = net.architecture.chosen(net.space)
+        record["alpha"] = net.architecture.probabilities(net.space)
+        settings = net.space.settings.supernet
+        record["arch_lr"] = settings.arch_lr if settings is not None else None
+    return record
 
 
 def _where(net: Supernet, device: Any) -> str:

@@ -23,6 +23,7 @@ _WHERE = {
     "TensorData": "data",
     "load_dataset": "data",
     "prepare": "data",
+    "Bilevel": "trainer",
     "DivergedError": "trainer",
     "TrainingError": "trainer",
     "TrainOutOfMemoryError": "trainer",
@@ -35,6 +36,7 @@ _WHERE = {
 
 __all__ = [
     "AugmentConfig",
+    "Bilevel",
     "DATASETS",
     "DataHandle",
     "DatasetError",
@@ -65,6 +67,7 @@ if TYPE_CHECKING:
     )
     from nasblocks.train.handle import DataHandle
     from nasblocks.train.trainer import (
+        Bilevel,
         DivergedError,
         TrainingError,
         TrainOutOfMemoryError,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from functools import partial
 
 import torch
@@ -12,9 +13,13 @@ from nasblocks.train.config import TrainConfig
 from nasblocks.train.hardware import TrainingError
 
 
-def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """The parameters training updates; a model without any cannot be trained."""
-    params = [p for p in model.parameters() if p.requires_grad]
+def trainable_parameters(
+    model: nn.Module, exclude: Iterable[nn.Parameter] = ()
+) -> list[nn.Parameter]:
+    """The parameters training updates (less ``exclude``, trained by something else); a
+    model without any cannot be trained."""
+    left_out = {id(p) for p in exclude}
+    params = [p for p in model.parameters() if p.requires_grad and id(p) not in left_out]
     if not params:
         raise TrainingError(
             "the network has no trainable parameters (no conv, linear or norm layer): "
@@ -23,8 +28,10 @@ def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
     return params
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    params = trainable_parameters(model)
+def make_optimizer(
+    model: nn.Module, config: TrainConfig, exclude: Iterable[nn.Parameter] = ()
+) -> torch.optim.Optimizer:
+    params = trainable_parameters(model, exclude)
     if config.optimizer == "adamw":
         return torch.optim.AdamW(
             params, lr=config.lr, betas=(config.momentum, 0.999), weight_decay=config.weight_decay

@@ -10,6 +10,8 @@ compile) are made in :mod:`nasblocks.train.hardware`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import itertools
 import json
 import math
 import time
@@ -100,6 +102,24 @@ class TrainResult(BaseModel):
     test_loss: float | None = Field(None, description="Test cross-entropy, when evaluated.")
 
 
+@dataclasses.dataclass
+class Bilevel:
+    """Parameters trained on other data than the weights, one step after each weight step:
+    the first-order bilevel scheme of DARTS (Liu et al., ICLR 2019) and GDAS (Dong & Yang,
+    CVPR 2019), where the architecture's parameters follow the validation loss.
+
+    ``parameters`` are left out of the weight optimiser and stepped by ``optimizer`` on a
+    batch of ``data`` (shuffled and augmented as the training batches, an epoch's pass
+    restarting as needed); ``start_epoch(epoch, epochs)`` runs before each epoch (a
+    temperature schedule, say). Its optimiser and data order are checkpointed with the rest.
+    """
+
+    parameters: list[nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    data: TensorData | Dataset
+    start_epoch: Callable[[int, int], None] | None = None
+
+
 def build_model(spec: Any, seed: int) -> nn.Module:
     """The network of ``spec`` (a :class:`~nasblocks.spec.Spec`) with weights initialised from
     ``seed``; the global random state is untouched."""
@@ -117,6 +137,7 @@ def fit(
     report: Report | None = None,
     *,
     checkpoint: Checkpoint | None = None,
+    bilevel: Bilevel | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``splits.train``, validating on ``splits.val`` every epoch.
 
@@ -129,6 +150,9 @@ def fit(
     starts from it when it exists (:mod:`nasblocks.train.checkpoint`). A model with a
     ``paths_per_step`` attribute (a supernet under the sandwich rule) is run that many times
     per step, each call on its own path, and the gradients of the mean loss are applied once.
+
+    ``bilevel``: a second set of parameters (a supernet's architecture) stepped on its own
+    data after every weight step (:class:`Bilevel`).
     """
     config = config or TrainConfig()
     device = resolve_device(config.device)
@@ -136,7 +160,7 @@ def fit(
     with torch.random.fork_rng(devices=rng_devices(device)):
         torch.manual_seed(config.seed)
         return _freeing_memory(
-            lambda: _Run(model, splits, config, device, checkpoint).train(report),
+            lambda: _Run(model, splits, config, device, checkpoint, bilevel).train(report),
             model,
             device,
             f"training on {device} with batch_size={config.batch_size}",
@@ -218,9 +242,10 @@ class _Run:
         config: TrainConfig,
         device: torch.device,
         checkpoint: Checkpoint | None = None,
+        bilevel: Bilevel | None = None,
     ) -> None:
         self.model, self.config, self.device = model, config, device
-        self.checkpoint = checkpoint
+        self.checkpoint, self.bilevel = checkpoint, bilevel
         self.paths = max(1, int(getattr(model, "paths_per_step", 1)))
         self.channels_last = use_channels_last(config, device)
         model.to(device)
@@ -236,7 +261,19 @@ class _Run:
         self.val = splits.val
         self.amp_dtype = amp_dtype(config.amp, device)
         self.autocast = autocast(self.amp_dtype, device)
-        self.optimizer = make_optimizer(model, config)
+        self.optimizer = make_optimizer(
+            model, config, exclude=bilevel.parameters if bilevel is not None else ()
+        )
+        self.arch_batches = (
+            TrainBatches(
+                bilevel.data,
+                config.model_copy(update={"seed": config.seed + 2}),
+                device,
+                self.channels_last,
+            )
+            if bilevel is not None
+            else None
+        )
         self.scheduler = make_scheduler(self.optimizer, config, self.train_batches.steps)
         use_scaler = self.amp_dtype == torch.float16
         self.scaler = torch.amp.GradScaler(device.type) if use_scaler else None
@@ -261,6 +298,15 @@ class _Run:
             "augment": self.augment.generator.get_state() if self.augment else None,
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            "bilevel": self._bilevel_state(),
+        }
+
+    def _bilevel_state(self) -> dict[str, Any] | None:
+        if self.bilevel is None or self.arch_batches is None:
+            return None
+        return {
+            "optimizer": self.bilevel.optimizer.state_dict(),
+            "order": self.arch_batches.generator.get_state(),
         }
 
     def _restore(self, state: dict) -> tuple[int, list[dict[str, float]], list[float]]:
@@ -276,6 +322,10 @@ class _Run:
         torch.set_rng_state(state["torch"])
         if self.device.type == "cuda" and state.get("cuda") is not None:
             torch.cuda.set_rng_state(state["cuda"], self.device)
+        arch = state.get("bilevel")
+        if self.bilevel is not None and self.arch_batches is not None and arch is not None:
+            self.bilevel.optimizer.load_state_dict(arch["optimizer"])
+            self.arch_batches.generator.set_state(arch["order"])
         return int(state["epoch"]), list(state["history"]), list(state["totals"])
 
     def train(self, report: Report | None) -> TrainResult:
@@ -291,6 +341,8 @@ class _Run:
             first = done + 1
         for epoch in range(first, self.config.epochs + 1):
             start = time.perf_counter()
+            if self.bilevel is not None and self.bilevel.start_epoch is not None:
+                self.bilevel.start_epoch(epoch, self.config.epochs)
             loss_sum, steps, seen = self._epoch()
             train_loss = loss_sum.item() / max(steps, 1)  # the epoch's one host-device sync
             epoch_train = time.perf_counter() - start
@@ -349,6 +401,7 @@ class _Run:
         model.train()
         loss_sum = torch.zeros((), device=self.device)
         steps = seen = 0
+        arch = self._arch_batches()
         for x, y in self.train_batches:
             if augment is not None:
                 x = augment(x)
@@ -375,10 +428,37 @@ class _Run:
                 scaler.update()
             if scheduler is not None:
                 scheduler.step()
+            if arch is not None:
+                self._arch_step(*next(arch))
             loss_sum += loss.detach()
             steps += 1
             seen += y.shape[0]
         return loss_sum, steps, seen
+
+    def _arch_batches(self) -> Iterator[tuple[Tensor, Tensor]] | None:
+        """The architecture's batches for one epoch: passes over its data, as many as needed."""
+        batches = self.arch_batches
+        if batches is None or batches.steps == 0:
+            return None
+        return itertools.chain.from_iterable(iter(batches) for _ in itertools.count())
+
+    def _arch_step(self, x: Tensor, y: Tensor) -> None:
+        """One step of the bilevel parameters on their own batch (first order: the weights
+        as they are now). Its gradients on the weights are dropped by the next zero_grad."""
+        assert self.bilevel is not None
+        optimizer = self.bilevel.optimizer
+        if self.augment is not None:
+            x = self.augment(x)
+        optimizer.zero_grad(set_to_none=True)
+        with self.autocast():
+            loss = self.criterion(self.model(x), y)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
 
     def _backward(
         self, forward: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, share: int = 1

@@ -165,8 +165,8 @@ def test_fresh_cannot_move_a_study_that_lives_elsewhere(write_space, tmp_path, t
     ("content", "message"),
     [
         (b"", r"study.db is empty \(0 bytes\), not a study database"),
-        (b"not a database at all" * 50, "study.db is not a SQLite database"),
-        (b"SQLite format 3\x00" + bytes(range(256)) * 40, "is not a readable study database"),
+        (b"not a database at all" * 50, "study.db is not a readable SQLite database"),
+        (b"SQLite format 3\x00" + bytes(range(256)) * 40, "is not a readable SQLite database"),
     ],
 )
 def test_a_broken_study_db_is_never_replaced(write_space, tmp_path, trainer, content, message):

@@ -199,6 +199,14 @@ def test_a_killed_worker_is_replaced_and_its_trial_retried(runner, space_file, t
     assert {t.user_attrs["threads"] for t in trials if "threads" in t.user_attrs} == {share}
 
 
+def describe(out: Path) -> str:
+    """The study's trials, one line each: what a failed assertion shows."""
+    return "\n".join(
+        f"{t.number} {t.state.name} {t.datetime_start} {t.datetime_complete} {t.user_attrs}"
+        for t in load_study(out).trials
+    )
+
+
 def test_resume_after_the_supervisor_is_killed(runner, space_file, tmp_path):
     out = tmp_path / "out"
     flags = ("--workers", "2", "--trials", "4")
@@ -214,7 +222,7 @@ def test_resume_after_the_supervisor_is_killed(runner, space_file, tmp_path):
 
     space = load_space(space_file, {**ONE_EPOCH, "search.budget.trials": 4})
     outcome = search(space, out=out, workers=2, progress=False)  # real training
-    assert outcome.finished == 4
+    assert outcome.finished == 4, describe(out)
     trials = check_study(out, target=4, workers=2)
     for dead in running:
         assert trials[dead.number].state == TrialState.FAIL

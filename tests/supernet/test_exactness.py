@@ -15,8 +15,8 @@ import torch
 import nasblocks
 from nasblocks.search.candidate import DataInfo
 from nasblocks.space import load_space
+from nasblocks.space.nodes import is_structural
 from nasblocks.supernet import Supernet
-from nasblocks.supernet.slots import is_structural
 
 SPACES = sorted((Path(__file__).parents[2] / "search_spaces").glob("*.yaml"))
 SHAPES = {"nas_bench_201": (3, 32, 32)}  # the others take the data's shape: digits' 1x8x8
