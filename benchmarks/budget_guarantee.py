@@ -51,7 +51,7 @@ class SleepTrainer:
     """Trains nothing; sleeps as long as :func:`delay` says. Picklable for the workers."""
 
     def __call__(self, spec, config, data, report=None, *, keep_weights=True):
-        from nasblocks.search.trial import TrialOutcome
+        from nasblocks.search.evaluators.trained import TrialOutcome
 
         time.sleep(delay(config.lr))
         if report is not None:
@@ -62,7 +62,7 @@ class SleepTrainer:
 
 def ours(root: Path, workers: int, budget: int) -> tuple[int, int]:
     from nasblocks.search import search
-    from nasblocks.search.results import load_study
+    from nasblocks.search.outputs.results import load_study
 
     space = root / "budget.yaml"
     space.write_text(textwrap.dedent(SPACE).lstrip())

@@ -47,8 +47,8 @@ def trials_per_hour(data: str, device: str, workers: int, minutes: float, out: P
 
 def supernet_run(data: str, device: str, epochs: int, out: Path, smoke: bool) -> dict:
     from nasblocks.search import search
-    from nasblocks.search.results import load_study
-    from nasblocks.search.table import make_key
+    from nasblocks.search.evaluators.table import make_key
+    from nasblocks.search.outputs.results import load_study
 
     overrides = {
         "search.data.dataset": f"imagefolder:{data}",

@@ -1,6 +1,6 @@
 """Proxy warm-up on NAS-Bench-201: the same sampler with and without ``search.warmup``.
 
-A run with warm-up does what :mod:`nasblocks.search.warmup` does: draw ``--candidates``
+A run with warm-up does what :mod:`nasblocks.search.samplers.warmup` does: draw ``--candidates``
 random cells, rank them by a zero-cost proxy, queue the ``keep`` (10) best with
 ``Study.enqueue_trial`` as the study's first trials, then let the sampler go on. Without
 warm-up the sampler starts as it always does. Both spend the same number of table queries
@@ -44,8 +44,8 @@ def key(p: dict[str, str]) -> str:
 
 
 def sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    from nasblocks.search.evolution import RegularizedEvolutionSampler
-    from nasblocks.search.local_search import LocalSearchSampler
+    from nasblocks.search.samplers.evolution import RegularizedEvolutionSampler
+    from nasblocks.search.samplers.local_search import LocalSearchSampler
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

@@ -50,8 +50,8 @@ search:
 def run(trials: int, epochs: int, batches: int) -> dict[str, float]:
     import ray
 
-    from nasblocks.search import ray_backend
-    from nasblocks.search.results import load_study
+    from nasblocks.search.backends import ray_backend
+    from nasblocks.search.outputs.results import load_study
 
     fits: list[tuple[float, float]] = []  # (start, end) of each Tuner.fit, wall clock
     real_fit = ray_backend._Rounds._fit

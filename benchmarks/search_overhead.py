@@ -56,7 +56,7 @@ search:
 
 def instant(spec, config, data, report=None, *, keep_weights=True):
     """A trainer that trains nothing: one report per epoch, then a result."""
-    from nasblocks.search.trial import TrialOutcome
+    from nasblocks.search.evaluators.trained import TrialOutcome
 
     for epoch in range(1, config.epochs + 1):
         if report is not None:
@@ -79,7 +79,7 @@ def per_trial(trials: list) -> tuple[float, float]:
 
 def ours(space, out: Path, trials: int, storage: str | None = None) -> tuple[float, float]:
     from nasblocks.search import search
-    from nasblocks.search.results import load_study
+    from nasblocks.search.outputs.results import load_study
 
     settings = {"search.budget.trials": trials, "search.sampler": "random"}
     search(space, overrides=settings, out=out, storage=storage, progress=False, trainer=instant)

@@ -103,8 +103,8 @@ def landscape(name: str, table: dict[Cell, float], seed: int) -> dict[Cell, floa
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     """The samplers as nasblocks.search.samplers.make_sampler builds them."""
-    from nasblocks.search.evolution import RegularizedEvolutionSampler
-    from nasblocks.search.local_search import LocalSearchSampler
+    from nasblocks.search.samplers.evolution import RegularizedEvolutionSampler
+    from nasblocks.search.samplers.local_search import LocalSearchSampler
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

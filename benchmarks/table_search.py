@@ -48,7 +48,7 @@ def reference(trials: int) -> float:
 
 def ours(trials: int) -> tuple[float, float]:
     from nasblocks.search import search
-    from nasblocks.search.results import load_study
+    from nasblocks.search.outputs.results import load_study
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()

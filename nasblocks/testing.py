@@ -138,9 +138,9 @@ def check_block(kind: str, trace: bool = True) -> int:
 
 
 class HashTrainer:
-    """A stand-in for :func:`nasblocks.search.trial.run_trial` that trains nothing: the
-    accuracy is a deterministic function of the spec's hash and the learning rate, reported
-    epoch by epoch like a real run. For testing spaces and backends in seconds:
+    """A stand-in for :func:`nasblocks.search.evaluators.trained.run_trial` that trains
+    nothing: the accuracy is a deterministic function of the spec's hash and the learning
+    rate, reported epoch by epoch like a real run. For testing spaces and backends in seconds:
 
     >>> search("space.yaml", trainer=HashTrainer(log="calls.txt"))
 
@@ -156,7 +156,7 @@ class HashTrainer:
         return int(spec.hash(), 16) % 997 / 1000 * 0.9 + config.lr / 10
 
     def __call__(self, spec, config, data, report=None, *, keep_weights: bool = True):
-        from nasblocks.search.trial import TrialOutcome
+        from nasblocks.search.evaluators.trained import TrialOutcome
         from nasblocks.spec import load_spec
 
         spec = load_spec(spec)

@@ -54,7 +54,7 @@ def test_ray_and_postgres_are_extras_named_in_their_messages(monkeypatch):
     assert "nasblocks[ray,postgres]" in extras["dev"]  # make install: everything the README uses
 
     from nasblocks.errors import SearchError
-    from nasblocks.search import ray_backend, storage
+    from nasblocks.search.backends import ray_backend, storage
 
     monkeypatch.setitem(sys.modules, "ray.tune", None)  # as if Ray Tune were not installed
     with pytest.raises(SearchError, match=r"pip install 'nasblocks\[ray\]'"):

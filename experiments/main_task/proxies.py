@@ -21,7 +21,7 @@ from scipy.stats import spearmanr
 
 from nasblocks import proxies
 from nasblocks.search.candidate import DataInfo, complete_spec
-from nasblocks.search.trial import run_trial
+from nasblocks.search.evaluators.trained import run_trial
 from nasblocks.train import DataHandle, build_model
 from nasblocks.space import RandomSource, load_space
 from nasblocks.spec import SpecError, load_spec

@@ -47,7 +47,7 @@ def measure(n: int, seed: int) -> None:
 
     import nasblocks
     from nasblocks import proxies
-    from nasblocks.search.table import make_key
+    from nasblocks.search.evaluators.table import make_key
     from nasblocks.space import FixedSource, load_space
 
     torch.set_num_threads(1)

@@ -39,7 +39,7 @@ def _gdas(supernet: dict, accs: dict[str, float]) -> dict:
     """GDAS's own answer (the argmax of its architecture weights) and the weights."""
     if "architecture" not in supernet:
         return {}
-    from nasblocks.search.table import make_key
+    from nasblocks.search.evaluators.table import make_key
 
     argmax = make_key(KEY, supernet["architecture"])
     return {
@@ -66,7 +66,7 @@ def main() -> int:
     from scipy import stats as sps
 
     from nasblocks.search import search
-    from nasblocks.search.table import make_key
+    from nasblocks.search.evaluators.table import make_key
     from nasblocks.space import RandomSource
     from nasblocks.supernet import evaluator
 
@@ -91,7 +91,7 @@ def main() -> int:
         start = time.perf_counter()
         outcome = search(SPACE, out=out, overrides=overrides, progress=True)
         search_s = time.perf_counter() - start
-        from nasblocks.search.results import load_study
+        from nasblocks.search.outputs.results import load_study
 
         study = load_study(out)
         best = study.trials[outcome.best_trial]

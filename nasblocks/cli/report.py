@@ -9,9 +9,9 @@ from nasblocks.cli.main import add_command
 
 def run(args) -> int:
     from nasblocks.files import check_folder
-    from nasblocks.search.folder import environment_errors
-    from nasblocks.search.report import write_report
-    from nasblocks.search.results import load_study, read_run_file, write_outputs
+    from nasblocks.search.outputs.folder import environment_errors
+    from nasblocks.search.outputs.report import write_report
+    from nasblocks.search.outputs.results import load_study, read_run_file, write_outputs
 
     out = Path(args.out)
     run = read_run_file(out)

@@ -154,7 +154,7 @@ def run(args) -> int:
 def _search(space, args) -> None:
     if args.backend == "ray":
         from nasblocks.errors import SearchError
-        from nasblocks.search.ray_backend import search_ray
+        from nasblocks.search.backends.ray_backend import search_ray
 
         if (args.workers or 1) > 1:
             raise SearchError("--workers is for the Optuna backend; with Ray use --max-concurrent")

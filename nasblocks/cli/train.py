@@ -169,8 +169,8 @@ def _search_trial(args) -> _Trial | None:
     import json
 
     from nasblocks.errors import NasBlocksError
-    from nasblocks.search import results
-    from nasblocks.search.folder import RUN_FILE
+    from nasblocks.search.outputs import results
+    from nasblocks.search.outputs.folder import RUN_FILE
 
     path = Path(args.spec)
     candidates = [path] if path.is_dir() else [path.parent, path.parent.parent]

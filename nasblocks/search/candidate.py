@@ -3,7 +3,8 @@
 The concrete spec is validated by :func:`nasblocks.load_spec` (shapes included), the training
 settings by ``TrainConfig``, then params / FLOPs (and latency when asked for) are measured and
 the constraints checked. A sample that fails any of these raises :class:`Infeasible` and is
-never trained. Pure and backend-agnostic, like :func:`~nasblocks.search.trial.run_trial`.
+never trained. Pure and backend-agnostic, like
+:func:`~nasblocks.search.evaluators.trained.run_trial`.
 """
 
 from __future__ import annotations

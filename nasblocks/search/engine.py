@@ -10,10 +10,11 @@ A process that died leaves its trial RUNNING; it is failed and re-queued once as
 (``retry_of``).
 
 How the trials of a dead process are found and retried, and how storages are opened:
-:mod:`nasblocks.search.storage`. Several processes on one study: :mod:`nasblocks.search.workers`.
-One study per output folder, resumed by default, ``fresh`` to move it aside, and what a full
-disk or a read-only folder prints: :mod:`nasblocks.search.folder`. Everything a run is given
-is checked before anything is written to disk.
+:mod:`nasblocks.search.backends.storage`. Several processes on one study:
+:mod:`nasblocks.search.backends.workers`. One study per output folder, resumed by default,
+``fresh`` to move it aside, and what a full disk or a read-only folder prints:
+:mod:`nasblocks.search.outputs.folder`. Everything a run is given is checked before anything
+is written to disk.
 """
 
 from __future__ import annotations
@@ -29,8 +30,17 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nasblocks.errors import SearchError
 from nasblocks.files import make_folder
-from nasblocks.search import folder as run_folder
-from nasblocks.search import results
+from nasblocks.search.backends.storage import (  # noqa: F401 (storage_url, open_storage: public here too)
+    check_url,
+    fail_stale,
+    heartbeat_for,
+    open_storage,
+    public_url,
+    recover,
+    storage_url,
+    worker_id,
+)
+from nasblocks.search.backends.workers import run_shared, run_workers
 from nasblocks.search.budget import (  # noqa: F401 (public here too)
     FINISHED,
     MAX_FAILS_IN_A_ROW,
@@ -43,6 +53,7 @@ from nasblocks.search.candidate import (
     DataInfo,
     complete_spec,
 )
+from nasblocks.search.evaluators.trained import run_trial
 from nasblocks.search.logs import quiet_optuna
 from nasblocks.search.objective import (  # noqa: F401 (public here too)
     Objective,
@@ -51,8 +62,10 @@ from nasblocks.search.objective import (  # noqa: F401 (public here too)
     open_study,
     study_name,
 )
+from nasblocks.search.outputs import folder as run_folder
+from nasblocks.search.outputs import results
+from nasblocks.search.outputs.progress import Progress
 from nasblocks.search.pipeline import Job, TrialFailed
-from nasblocks.search.progress import Progress
 from nasblocks.search.run import (  # noqa: F401 (public here too)
     SearchOutcome,
     check_space,
@@ -63,19 +76,7 @@ from nasblocks.search.run import (  # noqa: F401 (public here too)
     prepare_run,
     table_info,
 )
-from nasblocks.search.storage import (  # noqa: F401 (storage_url, open_storage: public here too)
-    check_url,
-    fail_stale,
-    heartbeat_for,
-    open_storage,
-    public_url,
-    recover,
-    storage_url,
-    worker_id,
-)
-from nasblocks.search.trial import run_trial
-from nasblocks.search.warmup import BATCH, pick
-from nasblocks.search.workers import run_shared, run_workers
+from nasblocks.search.samplers.warmup import BATCH, pick
 from nasblocks.space import SearchSpace, load_space
 from nasblocks.train.handle import DataHandle
 
@@ -99,7 +100,7 @@ def search(
     ``out`` defaults to ``experiments/runs/<space name>``; ``storage`` to
     ``sqlite:///OUT/study.db``. ``progress``: a live line on a terminal, log lines otherwise
     (None decides from the stream), False for silence. ``workers``: trials run in this many
-    processes at once (:mod:`nasblocks.search.workers`; they start by importing the main
+    processes at once (:mod:`nasblocks.search.backends.workers`; they start by importing the main
     module, so a script calling this needs ``if __name__ == "__main__":``); 1 runs them in
     this process.
     ``heartbeat``: seconds between a running trial's heartbeats (default: 10 on a database
@@ -111,8 +112,8 @@ def search(
     ``allow_plugins``: let ``plugins:`` in the space import the code they name, as the CLI's
     ``--allow-plugins`` does (off: a space is data).
     ``trainer``: the function that trains one concrete spec, with the signature and result of
-    :func:`~nasblocks.search.trial.run_trial` (the default); a module-level function, so that
-    worker processes can import it.
+    :func:`~nasblocks.search.evaluators.trained.run_trial` (the default); a module-level
+    function, so that worker processes can import it.
     """
     if allow_plugins:
         from nasblocks import plugins
@@ -265,7 +266,7 @@ def _run_here(study: optuna.Study, objective: Objective, out: Path, show: Progre
 
 
 def _weights_pruner(out: Path) -> Callable[[optuna.Study, FrozenTrial], None]:
-    """After a trial that kept weights: delete the weights no longer best (results.py)."""
+    """After a trial that kept weights: delete the weights no longer best (outputs/results.py)."""
 
     def prune(study: optuna.Study, trial: FrozenTrial) -> None:
         if "weights" in trial.user_attrs:
@@ -281,7 +282,7 @@ def warm_up(
     space: SearchSpace, study: optuna.Study, data: DataHandle, info: DataInfo, show: Progress
 ) -> list[dict[str, Any]]:
     """``search.warmup`` on a new study: the proxy's picks, queued as the first trials
-    (:mod:`nasblocks.search.warmup`). A table search queues them on its in-memory copy, so
+    (:mod:`nasblocks.search.samplers.warmup`). A table search queues them on its in-memory copy, so
     they are returned; otherwise they are queued here and [] is returned."""
     if space.settings.warmup is None or study.get_trials(deepcopy=False):
         return []

@@ -2,8 +2,9 @@
 
 :func:`open_study` creates or loads the study (the sampler seeded by the trials already run,
 the pruner from the space); :class:`Objective` is what ``study.optimize`` calls, in this process
-(:mod:`.engine`) and in each worker process (:mod:`.workers`): Optuna's suggestions -> sample ->
-:func:`.pipeline.evaluate` -> the result written on the trial (:func:`.pipeline.record`).
+(:mod:`.engine`) and in each worker process (:mod:`.backends.workers`): Optuna's suggestions
+-> sample -> :func:`.pipeline.evaluate` -> the result written on the trial
+(:func:`.pipeline.record`).
 """
 
 from __future__ import annotations
@@ -16,19 +17,20 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from nasblocks.errors import SearchError
-from nasblocks.search import folder as run_folder
-from nasblocks.search import pipeline, results
+from nasblocks.search import pipeline
+from nasblocks.search.backends.storage import open_storage, public_url, storage_url, worker_id
 from nasblocks.search.budget import FINISHED
+from nasblocks.search.evaluators.table import TableError
 from nasblocks.search.logs import quiet_optuna
+from nasblocks.search.outputs import folder as run_folder
+from nasblocks.search.outputs import results
 from nasblocks.search.pipeline import Job, TrialFailed
 from nasblocks.search.samplers import OptunaSource, make_pruner, make_sampler
-from nasblocks.search.storage import open_storage, public_url, storage_url, worker_id
-from nasblocks.search.table import TableError
 from nasblocks.space import SearchSpace
 from nasblocks.space.nodes import Choice
 
 if TYPE_CHECKING:
-    from nasblocks.search.progress import Progress
+    from nasblocks.search.outputs.progress import Progress
 
 
 def study_name(space: SearchSpace) -> str:

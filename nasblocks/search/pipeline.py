@@ -2,14 +2,16 @@
 
 :func:`evaluate` is the whole trial: the sample's concrete spec, the candidate (validated,
 measured, constraints checked: :mod:`.candidate`), the duplicate check, then the table lookup
-or the training (:func:`~nasblocks.search.trial.run_trial`, or the job's own ``trainer``).
+or the training (:func:`~nasblocks.search.evaluators.trained.run_trial`, or the job's own
+``trainer``).
 Every way a trial can end is one :class:`Status`; the backends are thin adapters that turn
 their trial into a sample and the result into their records:
 
 - :class:`nasblocks.search.objective.Objective`: an Optuna trial, in this process or in the
-  worker processes of :mod:`.workers` (:func:`record` writes the result on the trial);
-- :func:`nasblocks.search.ray_trial.trainable`: a Ray Tune trial (:func:`to_row` is what it
-  reports, :func:`from_row` reads it back into the Optuna study the outputs are written from).
+  worker processes of :mod:`.backends.workers` (:func:`record` writes the result on the trial);
+- :func:`nasblocks.search.backends.ray_trial.trainable`: a Ray Tune trial (:func:`to_row` is
+  what it reports, :func:`from_row` reads it back into the Optuna study the outputs are
+  written from).
 
 So deduplication, constraints, table evaluation and the failure taxonomy are the same on every
 backend, and :func:`kind` / :func:`feasible` read them back the same way everywhere.
@@ -37,17 +39,17 @@ from typing import TYPE_CHECKING, Any
 from optuna.trial import FrozenTrial, TrialState
 
 from nasblocks.errors import SearchError
-from nasblocks.search import table as tables
 from nasblocks.search.candidate import DataInfo, Infeasible, complete_spec, make_candidate
+from nasblocks.search.evaluators import table as tables
+from nasblocks.search.evaluators.table import make_key
+from nasblocks.search.evaluators.trained import METRICS, run_trial
 from nasblocks.search.outcomes import Status, feasible, kind  # noqa: F401 (public here too)
-from nasblocks.search.table import make_key
-from nasblocks.search.trial import METRICS, run_trial
 from nasblocks.train.handle import DataHandle
 
 if TYPE_CHECKING:
     import optuna
 
-    from nasblocks.search.table import Table
+    from nasblocks.search.evaluators.table import Table
     from nasblocks.space import Sample, SearchSpace
 
 REASON_CHARS = 500

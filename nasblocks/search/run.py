@@ -18,17 +18,17 @@ from pydantic import ValidationError
 
 from nasblocks.errors import SpecError
 from nasblocks.files import check_folder
-from nasblocks.search import folder as run_folder
-from nasblocks.search import results
-from nasblocks.search import table as tables
+from nasblocks.search.backends.storage import check_url
 from nasblocks.search.budget import count_finished
 from nasblocks.search.candidate import DataInfo, complete_spec, train_settings
+from nasblocks.search.evaluators import table as tables
 from nasblocks.search.objective import study_name
-from nasblocks.search.progress import Progress
-from nasblocks.search.report import write_report
+from nasblocks.search.outputs import folder as run_folder
+from nasblocks.search.outputs import results
+from nasblocks.search.outputs.progress import Progress
+from nasblocks.search.outputs.report import write_report
 from nasblocks.search.samplers import make_sampler
-from nasblocks.search.storage import check_url
-from nasblocks.search.warmup import check_warmup
+from nasblocks.search.samplers.warmup import check_warmup
 from nasblocks.space import FirstSource, ParamSource, RandomSource, SearchSpace
 from nasblocks.train.handle import DataHandle
 
@@ -86,7 +86,7 @@ def prepare_run(
     space: SearchSpace, out: Path, url: str, data: DataHandle, fresh: bool = False
 ) -> DataInfo:
     """Every check before a run writes anything: the output folder (not a file, writable; its
-    study, if any, this space's: :mod:`.folder`), the data, the space. Returns the data's
+    study, if any, this space's: :mod:`.outputs.folder`), the data, the space. Returns the data's
     shape and classes."""
     check_url(url)
     check_folder(out)

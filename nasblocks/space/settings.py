@@ -177,7 +177,7 @@ class PrunerSettings(_Model):
 
 class Evaluation(_Model):
     """Look trials up in a table of trained architectures instead of training them
-    (a tabular benchmark such as NAS-Bench-201); see :mod:`nasblocks.search.table`."""
+    (a tabular benchmark such as NAS-Bench-201); see :mod:`nasblocks.search.evaluators.table`."""
 
     table: str = Field(
         min_length=1,
@@ -243,7 +243,8 @@ class SupernetSettings(_Model):
 
 class Warmup(_Model):
     """Proxy warm-up: score ``candidates`` random samples with a zero-cost proxy and evaluate
-    the ``keep`` best first (Abdelfattah et al. 2021); see :mod:`nasblocks.search.warmup`."""
+    the ``keep`` best first (Abdelfattah et al. 2021); see
+    :mod:`nasblocks.search.samplers.warmup`."""
 
     proxy: str = Field(
         "synflow", min_length=1, description="A proxy of nasblocks.proxies (synflow, params ...)."

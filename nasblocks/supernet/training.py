@@ -95,7 +95,7 @@ def train_config(space: SearchSpace) -> Any:
 
 def fingerprint(space: SearchSpace, info: DataInfo, config: Any) -> str:
     """What a supernet checkpoint belongs to: the architecture, the data, the settings."""
-    from nasblocks.search.folder import RUNTIME_TRAIN_KEYS
+    from nasblocks.search.outputs.folder import RUNTIME_TRAIN_KEYS
 
     settings = space.settings
     net = settings.supernet

@@ -164,7 +164,7 @@ class _Terminal(io.StringIO):
 def test_live_line_on_a_terminal_shows_progress_best_and_eta():
     import optuna
 
-    from nasblocks.search.progress import Progress
+    from nasblocks.search.outputs.progress import Progress
     from nasblocks.space import SearchSettings
     from nasblocks.train import DataHandle
 

@@ -8,9 +8,9 @@ import json
 import pytest
 
 from nasblocks.cli.main import main
-from nasblocks.search import results
 from nasblocks.search.engine import search
-from nasblocks.search.results import load_study
+from nasblocks.search.outputs import results
+from nasblocks.search.outputs.results import load_study
 from nasblocks.space import load_space
 
 SPACE = """\

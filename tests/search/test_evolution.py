@@ -7,7 +7,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import create_trial
 
-from nasblocks.search.evolution import (
+from nasblocks.search.samplers.evolution import (
     MUTATED_KEY,
     PARENT_KEY,
     STARTUP_KEY,

@@ -8,8 +8,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.storages import InMemoryStorage
 from optuna.trial import TrialState
 
-from nasblocks.search.local_search import CENTER_KEY, RUN_KEY, LocalSearchSampler
-from nasblocks.search.neighbourhood import PLAN_KEY, neighbour_values
+from nasblocks.search.samplers.local_search import CENTER_KEY, RUN_KEY, LocalSearchSampler
+from nasblocks.search.samplers.neighbourhood import PLAN_KEY, neighbour_values
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -15,7 +15,7 @@ import torch
 import nasblocks
 from nasblocks.errors import SearchError, SpecError
 from nasblocks.search import search
-from nasblocks.search import table as tables
+from nasblocks.search.evaluators import table as tables
 from nasblocks.space import FixedSource, load_space
 from nasblocks.spec import load_spec
 
@@ -265,7 +265,7 @@ def test_the_cli_runs_the_space_as_written(tmp_path):
 def test_a_table_search_refuses_other_backends(tmp_path):
     with pytest.raises(SearchError, match="a table search runs in one process"):
         search(SPACE, out=tmp_path, progress=False, workers=2)
-    from nasblocks.search.ray_backend import search_ray
+    from nasblocks.search.backends.ray_backend import search_ray
 
     with pytest.raises(SearchError, match="a table search runs on the embedded backend"):
         search_ray(SPACE, out=tmp_path, progress=False)
@@ -278,7 +278,7 @@ def test_a_journal_file_with_any_name_is_reported_and_resumed(tmp_path, fake_tra
     from conftest import DEDUP_SPACE
 
     from nasblocks.search.engine import search
-    from nasblocks.search.results import load_study
+    from nasblocks.search.outputs.results import load_study
 
     fake_trainer()
     space = tmp_path / "dedup.yaml"

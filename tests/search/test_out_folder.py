@@ -17,8 +17,8 @@ from nasblocks.cli.main import main
 from nasblocks.errors import SearchError
 from nasblocks.files import OutputError, write_atomic
 from nasblocks.search.engine import search
-from nasblocks.search.folder import fingerprint
-from nasblocks.search.results import load_study
+from nasblocks.search.outputs.folder import fingerprint
+from nasblocks.search.outputs.results import load_study
 from nasblocks.space import load_space
 
 OTHER_WIDTHS = {"stages.widths": [{"choice": [6, 12]}]}  # another architecture space
@@ -329,7 +329,7 @@ def test_disk_full_mid_search_is_one_line_and_the_study_resumes(
 FAKE_RUNNER = """
 import sys
 import nasblocks.search.engine as engine
-from nasblocks.search.trial import TrialOutcome
+from nasblocks.search.evaluators.trained import TrialOutcome
 from nasblocks.train import build_model
 from nasblocks.spec import load_spec
 

@@ -12,8 +12,8 @@ from optuna.trial import TrialState
 from nasblocks.search import outcomes, pipeline
 from nasblocks.search.candidate import DataInfo
 from nasblocks.search.engine import search
+from nasblocks.search.outputs.results import load_study
 from nasblocks.search.pipeline import Job, Original, Status
-from nasblocks.search.results import load_study
 from nasblocks.space import FixedSource, load_space
 from nasblocks.testing import HashTrainer
 from nasblocks.train import DataHandle

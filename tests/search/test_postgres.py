@@ -17,8 +17,8 @@ import pytest
 from optuna.trial import TrialState
 
 from nasblocks.cli.main import main
+from nasblocks.search.backends.storage import GRACE_BEATS
 from nasblocks.search.engine import search
-from nasblocks.search.storage import GRACE_BEATS
 from nasblocks.space import load_space
 
 HERE = Path(__file__).resolve().parent

@@ -25,18 +25,18 @@ from optuna.trial import TrialState
 import nasblocks
 from nasblocks.errors import SearchError
 from nasblocks.search.candidate import DataInfo
-from nasblocks.search.results import load_study
+from nasblocks.search.outputs.results import load_study
 from nasblocks.space import load_space
 from nasblocks.testing import HashTrainer
 
 ray = pytest.importorskip("ray")
-ray_backend = pytest.importorskip("nasblocks.search.ray_backend")
+ray_backend = pytest.importorskip("nasblocks.search.backends.ray_backend")
 from ray.tune import Callback  # noqa: E402
 
-from nasblocks.search import ray_results  # noqa: E402  (after the skip without Ray)
-from nasblocks.search.ray_backend import RayOptions  # noqa: E402
-from nasblocks.search.ray_results import TrialRecord  # noqa: E402
-from nasblocks.search.ray_trial import flat  # noqa: E402
+from nasblocks.search.backends import ray_results  # noqa: E402  (after the skip without Ray)
+from nasblocks.search.backends.ray_backend import RayOptions  # noqa: E402
+from nasblocks.search.backends.ray_results import TrialRecord  # noqa: E402
+from nasblocks.search.backends.ray_trial import flat  # noqa: E402
 
 # Digits, a basic / bottleneck conditional block (groups exist for bottlenecks only), a
 # learning rate that does not learn, and a params limit that makes width 16 infeasible.
@@ -202,7 +202,7 @@ def test_running_again_with_a_larger_budget_adds_a_round(asha_run, tmp_path, mon
 KILLED_DRIVER = """
 import os, signal, sys, time
 from ray import tune
-from nasblocks.search.ray_backend import search_ray
+from nasblocks.search.backends.ray_backend import search_ray
 
 
 class KillAfterFirstTrained(tune.Callback):

@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 
 from nasblocks.errors import SearchError, SpecError
 from nasblocks.search.engine import search
-from nasblocks.search.results import load_study
+from nasblocks.search.outputs.results import load_study
 from nasblocks.space import load_space
 
 GROUPS = """

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import nasblocks
-from nasblocks.search import results
 from nasblocks.search.engine import search
-from nasblocks.search.report import write_report
-from nasblocks.search.results import load_study
+from nasblocks.search.outputs import results
+from nasblocks.search.outputs.report import write_report
+from nasblocks.search.outputs.results import load_study
 from nasblocks.space import load_space
 
 
@@ -120,7 +120,7 @@ def test_importances_say_how_many_trials_they_rest_on(tmp_path):
     from optuna.distributions import FloatDistribution
     from optuna.trial import create_trial
 
-    from nasblocks.search.report import param_importances
+    from nasblocks.search.outputs.report import param_importances
 
     study = optuna.create_study(direction="maximize")
     dist = {"lr": FloatDistribution(0.01, 0.1), "wd": FloatDistribution(0.0, 1.0)}
@@ -148,7 +148,7 @@ def test_best_of_equally_accurate_trials_has_fewer_parameters_then_the_lower_num
 
 
 def test_history_plot_shows_the_spread_of_completed_trials():
-    from nasblocks.search.report import history_limits
+    from nasblocks.search.outputs.report import history_limits
 
     lo, hi = history_limits([0.91, 0.93, 0.95])
     assert lo == pytest.approx(0.906) and hi == pytest.approx(0.954)  # not 0..1: 4 points show

@@ -13,9 +13,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nasblocks.search import results
 from nasblocks.search.engine import search
-from nasblocks.search.results import load_study
+from nasblocks.search.outputs import results
+from nasblocks.search.outputs.results import load_study
 from nasblocks.space import load_space
 
 FLOAT_LR = {"search.train.lr": {"float": [0.01, 0.1]}}
@@ -83,7 +83,7 @@ def test_an_interrupted_search_writes_what_it_has_and_retries_the_trial(
 SLOW_RUNNER = """
 import sys, time
 import nasblocks.search.engine as engine
-from nasblocks.search.trial import TrialOutcome
+from nasblocks.search.evaluators.trained import TrialOutcome
 
 def slow(spec, config, data, report=None, *, keep_weights=True):
     for epoch in range(1, 1000):

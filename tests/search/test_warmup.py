@@ -11,7 +11,7 @@ import nasblocks
 from nasblocks import proxies
 from nasblocks.errors import SpecError
 from nasblocks.search import search
-from nasblocks.search.results import load_study
+from nasblocks.search.outputs.results import load_study
 from nasblocks.space import RandomSource, load_space
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,10 +16,10 @@ import pytest
 from optuna.trial import TrialState
 
 from nasblocks.cli.main import main
+from nasblocks.search.backends.storage import LEFT_RUNNING, worker_id
+from nasblocks.search.backends.workers import LOCK_FILE, share_machine
 from nasblocks.search.engine import search
-from nasblocks.search.results import load_study
-from nasblocks.search.storage import LEFT_RUNNING, worker_id
-from nasblocks.search.workers import LOCK_FILE, share_machine
+from nasblocks.search.outputs.results import load_study
 from nasblocks.space import load_space
 
 ONE_EPOCH = {"search.budget.epochs": 1}  # on conftest's TINY space
@@ -32,7 +32,7 @@ ONE_EPOCH = {"search.budget.epochs": 1}  # on conftest's TINY space
 RUNNER = """
 import os, sys, time
 import nasblocks.search.engine as engine
-from nasblocks.search.trial import TrialOutcome
+from nasblocks.search.evaluators.trained import TrialOutcome
 
 def slow(spec, config, data, report=None, *, keep_weights=True):
     import torch
@@ -249,7 +249,7 @@ def test_failing_trials_stop_every_worker_with_one_line(runner, space_file, tmp_
 def test_progress_shows_the_workers_and_their_running_trials(space_file):
     import io
 
-    from nasblocks.search.progress import Progress
+    from nasblocks.search.outputs.progress import Progress
     from nasblocks.train import DataHandle
 
     class Terminal(io.StringIO):
@@ -343,7 +343,7 @@ def test_eta_waits_for_a_trained_trial(space_file):
 
     from optuna.trial import create_trial
 
-    from nasblocks.search.progress import Progress
+    from nasblocks.search.outputs.progress import Progress
 
     show = Progress(8, "space", load_space(space_file).settings, stream=io.StringIO())
     instant = create_trial(value=0.5, user_attrs={"duration_s": 0.0, "val_acc": 0.5})

@@ -13,7 +13,7 @@ import torch
 from nasblocks.cli.main import main
 from nasblocks.search import search
 from nasblocks.search.candidate import DataInfo
-from nasblocks.search.results import load_study
+from nasblocks.search.outputs.results import load_study
 from nasblocks.space import load_space
 from nasblocks.supernet.gdas import TAU_MAX, TAU_MIN, temperature
 from nasblocks.supernet.training import TrainedSupernet, fixed_training, train_supernet

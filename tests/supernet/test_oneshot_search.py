@@ -17,7 +17,7 @@ import torch
 from nasblocks.cli.main import main
 from nasblocks.search import search
 from nasblocks.search.candidate import DataInfo
-from nasblocks.search.results import load_study
+from nasblocks.search.outputs.results import load_study
 from nasblocks.space import load_space
 from nasblocks.supernet.training import fixed_training, train_supernet
 from nasblocks.train.handle import DataHandle

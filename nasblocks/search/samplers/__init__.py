@@ -8,8 +8,8 @@ from typing import Any
 import optuna
 
 from nasblocks.errors import SearchError
-from nasblocks.search.evolution import RegularizedEvolutionSampler
-from nasblocks.search.local_search import LocalSearchSampler
+from nasblocks.search.samplers.evolution import RegularizedEvolutionSampler
+from nasblocks.search.samplers.local_search import LocalSearchSampler
 from nasblocks.space import Choice, FloatRange, IntRange, Node, SearchSpace
 from nasblocks.space.settings import PrunerSettings
 

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from nasblocks.errors import SearchError
 from nasblocks.files import REASONS, OutputError, reason
-from nasblocks.search.storage import JOURNAL, journal_storage, public_url
+from nasblocks.search.backends.storage import JOURNAL, journal_storage, public_url
 
 if TYPE_CHECKING:
     import optuna

@@ -2,8 +2,8 @@
 
 Each Ray trial becomes the trial the Optuna backend would have recorded: the same parameters
 and distributions (the space's node names), user attributes, intermediate values (validation
-accuracy per epoch), constraints and state, so that :mod:`nasblocks.search.results` and
-:mod:`nasblocks.search.report` write ``trials.csv``, ``best.yaml``, ``best.pt`` and
+accuracy per epoch), constraints and state, so that :mod:`nasblocks.search.outputs.results` and
+:mod:`nasblocks.search.outputs.report` write ``trials.csv``, ``best.yaml``, ``best.pt`` and
 ``report.md`` unchanged. The study is rebuilt from all rounds each time (it is derived data);
 the weights of the best trial (or the Pareto front) are copied from its Ray checkpoint.
 """
@@ -31,12 +31,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nasblocks.errors import SearchError, SpecError
 from nasblocks.files import write_atomic
-from nasblocks.search import folder as run_folder
-from nasblocks.search import pipeline, results
+from nasblocks.search import pipeline
+from nasblocks.search.backends.ray_trial import flat, ray_ref
 from nasblocks.search.candidate import DataInfo, complete_spec, train_settings
 from nasblocks.search.logs import quiet_optuna
+from nasblocks.search.outputs import folder as run_folder
+from nasblocks.search.outputs import results
 from nasblocks.search.pipeline import Status
-from nasblocks.search.ray_trial import flat, ray_ref
 from nasblocks.space import Choice, FixedSource, IntRange, Node, SearchSpace
 
 RAY_DIR = "ray"  # OUT/ray/round-<k>: one Ray experiment per round
@@ -200,7 +201,7 @@ def to_frozen(record: TrialRecord, space: SearchSpace, info: DataInfo) -> Frozen
 
 def originals(records: list[TrialRecord], space: SearchSpace, info: DataInfo) -> dict:
     """The trained trials of ``records`` by trial key, for the next round's deduplication
-    (:class:`~nasblocks.search.ray_trial.Seen`)."""
+    (:class:`~nasblocks.search.backends.ray_trial.Seen`)."""
     out: dict[str, pipeline.Original] = {}
     for record in in_order(records):
         with contextlib.suppress(SpecError):

@@ -10,12 +10,12 @@ push the oldest out of the population (aging), whatever their accuracy — that 
 Start-up: the first ``n_startup_trials`` trials (by number; default ``population_size``, as
 in the paper and NASLib) are drawn by ``startup``: ``"random"`` (independent uniform values,
 the paper's choice) or ``"balanced"`` (each parameter spread over its values or strata, see
-:func:`~nasblocks.search.neighbourhood.balanced_plan`). Either way no start-up trial repeats
-a trial the study holds. Until a trial has completed, trials stay start-up trials.
+:func:`~nasblocks.search.samplers.neighbourhood.balanced_plan`). Either way no start-up trial
+repeats a trial the study holds. Until a trial has completed, trials stay start-up trials.
 
 No repeats: a child that would repeat a trial of the study (finished, or running with the
-same plan; see :class:`~nasblocks.search.neighbourhood.Visited`) is redrawn: a new mutation of
-the same parent, and a new tournament every ``_RETOURNAMENT`` attempts, up to
+same plan; see :class:`~nasblocks.search.samplers.neighbourhood.Visited`) is redrawn: a new
+mutation of the same parent, and a new tournament every ``_RETOURNAMENT`` attempts, up to
 ``max_resample`` attempts; then a random unseen architecture; only if that fails too is a
 repeat accepted. On NAS-Bench-201 (24 neighbours per cell) repeats otherwise waste about a
 seventh of the queries of a 200-query search (benchmarks/RESULTS.md).
@@ -41,7 +41,7 @@ from optuna.distributions import (
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from nasblocks.search.neighbourhood import (
+from nasblocks.search.samplers.neighbourhood import (
     Params,
     PlanningSampler,
     Visited,

@@ -25,11 +25,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nasblocks.errors import SearchError
 from nasblocks.files import OutputError, reason, write_atomic
-from nasblocks.search import folder as run_folder
 from nasblocks.search import outcomes
+from nasblocks.search.backends.storage import open_storage
+from nasblocks.search.evaluators.trained import evaluate_weights
 from nasblocks.search.logs import quiet_optuna
-from nasblocks.search.storage import open_storage
-from nasblocks.search.trial import evaluate_weights
+from nasblocks.search.outputs import folder as run_folder
 from nasblocks.spec.yamlio import dump_spec
 
 if TYPE_CHECKING:

@@ -1,7 +1,8 @@
 """The Ray Tune backend: the same space, trial function and OUT layout, run on a Ray cluster.
 
-Ray Tune's ``Tuner`` runs :func:`~nasblocks.search.trial.run_trial` in Ray workers, one trial
-per worker with ``{"cpu": C, "gpu": G}`` (``G = 0.25`` puts four trials on one GPU).
+Ray Tune's ``Tuner`` runs :func:`~nasblocks.search.evaluators.trained.run_trial` in Ray
+workers, one trial per worker with ``{"cpu": C, "gpu": G}`` (``G = 0.25`` puts four trials on
+one GPU).
 ``OptunaSearch`` proposes the trials from the space's own sampler, through a define-by-run
 function that samples the space with the same code and parameter names as the Optuna backend
 (conditional nodes included); the ASHA scheduler stops trials on the validation accuracy each
@@ -16,8 +17,9 @@ study ``OUT/study.db`` (same parameters, distributions, user attributes and inte
 as the Optuna backend stores), so ``trials.csv``, ``best.yaml``, ``best.pt`` and ``report.md``
 are written by the same code.
 
-How a worker reports (:mod:`~nasblocks.search.ray_trial`), so that every trial gives the
-searcher and the scheduler a value, and how it is recorded (:mod:`~nasblocks.search.ray_results`):
+How a worker reports (:mod:`~nasblocks.search.backends.ray_trial`), so that every trial gives
+the searcher and the scheduler a value, and how it is recorded
+(:mod:`~nasblocks.search.backends.ray_results`):
 
 ==========================  ===================================  ===========================
 trial                       what it reports                      study state
@@ -51,15 +53,7 @@ import optuna
 
 from nasblocks.errors import SearchError
 from nasblocks.files import make_folder
-from nasblocks.search import folder as run_folder
-from nasblocks.search import results
-from nasblocks.search.budget import MAX_INFEASIBLE_IN_A_ROW
-from nasblocks.search.candidate import DataInfo
-from nasblocks.search.logs import quiet_optuna
-from nasblocks.search.objective import max_epochs, study_name
-from nasblocks.search.pipeline import Job
-from nasblocks.search.progress import Progress
-from nasblocks.search.ray_results import (
+from nasblocks.search.backends.ray_results import (
     RAY_DIR,
     ROUND_PREFIX,
     TrialRecord,
@@ -69,11 +63,19 @@ from nasblocks.search.ray_results import (
     prepare_study,
     write_study,
 )
-from nasblocks.search.ray_trial import DefineByRun, Seen, TrialJob, trainable
+from nasblocks.search.backends.ray_trial import DefineByRun, Seen, TrialJob, trainable
+from nasblocks.search.backends.storage import open_storage, public_url, storage_url
+from nasblocks.search.budget import MAX_INFEASIBLE_IN_A_ROW
+from nasblocks.search.candidate import DataInfo
+from nasblocks.search.evaluators.trained import run_trial
+from nasblocks.search.logs import quiet_optuna
+from nasblocks.search.objective import max_epochs, study_name
+from nasblocks.search.outputs import folder as run_folder
+from nasblocks.search.outputs import results
+from nasblocks.search.outputs.progress import Progress
+from nasblocks.search.pipeline import Job
 from nasblocks.search.run import SearchOutcome, default_out, finish, prepare_run
 from nasblocks.search.samplers import make_sampler
-from nasblocks.search.storage import open_storage, public_url, storage_url
-from nasblocks.search.trial import run_trial
 from nasblocks.space import SearchSpace, load_space
 from nasblocks.train.handle import DataHandle
 
@@ -473,7 +475,7 @@ class _Rounds:
 
     @contextlib.contextmanager
     def _seen(self, index: int, records: list[TrialRecord]):
-        """The round's :class:`~nasblocks.search.ray_trial.Seen` actor, told the trained
+        """The round's :class:`~nasblocks.search.backends.ray_trial.Seen` actor, told the trained
         trials of ``records``; yields its name, and ends it with the round."""
         import ray
 

@@ -19,10 +19,11 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nasblocks.files import write_atomic
-from nasblocks.search import outcomes, results
+from nasblocks.search import outcomes
 from nasblocks.search.logs import quiet_optuna
-from nasblocks.search.progress import fmt_time
-from nasblocks.search.report_supernet import supernet_section
+from nasblocks.search.outputs import results
+from nasblocks.search.outputs.progress import fmt_time
+from nasblocks.search.outputs.report_supernet import supernet_section
 
 TOP = 10
 

@@ -7,12 +7,12 @@ published NAS methods. As in naszilla's and NASLib's implementations:
 1. Sample ``n_startup_trials`` architectures at random (no repeats; default 10, ``num_init``
    in both); the best is the centre.
 2. Evaluate the centre's neighbours (every parameter set one move away, see
-   :func:`~nasblocks.search.neighbourhood.neighbour_values`), in random order, skipping any
-   the study already holds. First improvement (naszilla's default, ``query_full_nbhd=False``):
-   as soon as a neighbour beats the centre it becomes the centre. Best improvement (the
-   paper's Algorithm 1, NASLib's ``LocalSearch``): evaluate the whole neighbourhood, then move
-   to its best member if that beats the centre. First improvement is the default: it was
-   better at every budget on every landscape of benchmarks/search_quality.py.
+   :func:`~nasblocks.search.samplers.neighbourhood.neighbour_values`), in random order,
+   skipping any the study already holds. First improvement (naszilla's default,
+   ``query_full_nbhd=False``): as soon as a neighbour beats the centre it becomes the centre.
+   Best improvement (the paper's Algorithm 1, NASLib's ``LocalSearch``): evaluate the whole
+   neighbourhood, then move to its best member if that beats the centre. First improvement is
+   the default: it was better at every budget on every landscape of benchmarks/search_quality.py.
 3. A centre whose neighbours are all evaluated and none better is a local optimum: restart
    from one new random architecture (a new *run*) and climb again.
 
@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from nasblocks.search.neighbourhood import (
+from nasblocks.search.samplers.neighbourhood import (
     PLAN_KEY,
     Params,
     PlanningSampler,

@@ -2,8 +2,8 @@
 Ray worker runs (the Ray adapter of :func:`nasblocks.search.pipeline.evaluate`).
 
 Imported by Ray workers: nothing here starts or talks to Ray beyond ``ray.tune.report`` and
-``ray.tune.get_checkpoint``, and the driver's side (:mod:`nasblocks.search.ray_backend`) is not
-imported.
+``ray.tune.get_checkpoint``, and the driver's side
+(:mod:`nasblocks.search.backends.ray_backend`) is not imported.
 """
 
 from __future__ import annotations

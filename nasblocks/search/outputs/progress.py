@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nasblocks.search import outcomes
 from nasblocks.search.budget import counts
-from nasblocks.search.results import describe, status
+from nasblocks.search.outputs.results import describe, status
 
 if TYPE_CHECKING:
     import optuna

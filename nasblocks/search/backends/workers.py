@@ -1,8 +1,8 @@
 """``--workers N``: N processes run the trials of one study; this process supervises them.
 
 **Storage.** The study stays where a one-process search keeps it: ``OUT/study.db`` (SQLite),
-opened by :func:`~nasblocks.search.storage.open_storage` in write-ahead-log mode with a 60 s
-busy timeout. Chosen over Optuna's journal file because
+opened by :func:`~nasblocks.search.backends.storage.open_storage` in write-ahead-log mode with a
+60 s busy timeout. Chosen over Optuna's journal file because
 
 - it is the same study whatever N: a search started with one process resumes with four and
   back, and ``nasblocks report`` / ``optuna-dashboard sqlite:///OUT/study.db`` read it while
@@ -60,14 +60,15 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nasblocks.errors import NasBlocksError
 from nasblocks.search import budget as budgets
-from nasblocks.search import folder as run_folder
-from nasblocks.search import results, storage
+from nasblocks.search.backends import storage
 from nasblocks.search.logs import quiet_optuna
 from nasblocks.search.objective import Objective, open_study
+from nasblocks.search.outputs import folder as run_folder
+from nasblocks.search.outputs import results
 from nasblocks.search.pipeline import Job, TrialFailed
 
 if TYPE_CHECKING:
-    from nasblocks.search.progress import Progress
+    from nasblocks.search.outputs.progress import Progress
 
 try:
     import fcntl

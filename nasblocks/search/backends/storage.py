@@ -11,8 +11,8 @@ trial FAIL with the reason, a new trial with the same parameters and ``retry_of`
 
 - :func:`recover`, at the start of a run on a study no other process uses: every RUNNING
   trial is dead;
-- the supervisor of ``--workers N`` (:mod:`nasblocks.search.workers`), when one of its worker
-  processes exits abnormally;
+- the supervisor of ``--workers N`` (:mod:`nasblocks.search.backends.workers`), when one of its
+  worker processes exits abnormally;
 - :func:`fail_stale` / :class:`RequeueStale`, on a storage shared between machines, when a
   trial's heartbeat stops.
 """
