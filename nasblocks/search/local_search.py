@@ -18,9 +18,9 @@ published NAS methods. As in naszilla's and NASLib's implementations:
    ``restart="perturb"`` the new run starts instead from the best architecture found with
    ``kicks`` (2) of its parameters moved one random step each: iterated local search
    (Lourenco, Martin, Stutzle, "Iterated Local Search", 2003), which keeps the climb near
-   good regions. On NAS-Bench-201
-   it was better on the table, its permuted and size-penalised versions and the iid
-   landscape, and worse on the pairwise-interaction landscape (benchmarks/RESULTS.md).
+   good regions. On NAS-Bench-201 it was better on the table, its permuted and
+   size-penalised versions and the iid landscape, and worse on the pairwise-interaction
+   landscape (benchmarks/RESULTS.md).
 
 No state lives in the sampler: every decision is recomputed from ``study.get_trials()``, where
 each trial records its run, its centre and its planned parameters (system attributes). A
