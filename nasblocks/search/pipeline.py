@@ -63,7 +63,10 @@ class TrialFailed(SearchError):
 INHERITED = ("inherited", "scored_images", "threads", "grown_slots")
 """What a trial scored by a supernet records beside its metrics."""
 
-REUSED = (*METRICS, "weights", "pruned_at", "diverged", *INHERITED)
+LOOKED_UP = ("table_run", "report_metric", "report_value")
+"""What a table trial records beside its score: the run it read, the reported column."""
+
+REUSED = (*METRICS, "weights", "pruned_at", "diverged", *INHERITED, *LOOKED_UP)
 """What a duplicate takes from the trial whose result it reuses."""
 
 RECORDED = (
@@ -83,6 +86,7 @@ RECORDED = (
     "traceback",
     "duplicate_of",
     *INHERITED,
+    *LOOKED_UP,
 )
 """The scalar user attributes a result may carry (``spec`` and ``train`` are mappings)."""
 
@@ -147,7 +151,17 @@ class Job:
         if e is None:
             return None
         path = tables.resolve_table_path(e.table, self.space.file)
-        return tables.load_table(path, e.metric, e.key_column)
+        return tables.load_table(path, e.metric, e.key_column, e.seed_column)
+
+    @property
+    def report_table(self) -> Table | None:
+        """The table the best's reported value comes from (``search.evaluate.report``);
+        None where it is the searched column itself."""
+        e = self.space.settings.evaluate
+        if e is None or e.report is None:
+            return None
+        path = tables.resolve_table_path(e.report.table or e.table, self.space.file)
+        return tables.load_table(path, e.report.metric, e.key_column, e.seed_column)
 
 
 Report = Callable[[int, int, dict[str, float]], "bool | None"]
@@ -264,9 +278,17 @@ def _look_up(sample: Sample, job: Job, table: Table, attrs: dict[str, Any]) -> R
     evaluate = job.space.settings.evaluate
     assert evaluate is not None
     key = make_key(evaluate.key, sample.params)
-    value = table.score(key)  # a TableError: the space and the table disagree
-    attrs.update(table_key=key, metric=table.metric, val_acc=value)
-    return Result(Status.COMPLETE, attrs, [value])
+    runs = table.values(key)  # a TableError: the space and the table disagree
+    run = tables.run_index(key, job.space.settings.seed, len(runs))
+    attrs.update(table_key=key, metric=table.metric, val_acc=runs[run])
+    if len(runs) > 1:
+        attrs["table_run"] = run
+    reported = job.report_table
+    if reported is not None:
+        attrs.update(report_metric=reported.metric, report_value=reported.mean(key))
+    else:
+        attrs.update(report_metric=table.metric, report_value=table.mean(key))
+    return Result(Status.COMPLETE, attrs, [runs[run]])
 
 
 def _reuse(

@@ -45,6 +45,9 @@ class SearchOutcome:
     test_acc: float | None
     finished: int
     elapsed_s: float
+    test_metric: str = "test accuracy"
+    """What ``test_acc`` is: the held-out test accuracy of the best's weights, or, in a table
+    search, the reported column (``search.evaluate.report``, e.g. ``test_acc``)."""
 
 
 def default_out(space: SearchSpace) -> Path:
@@ -64,9 +67,12 @@ def finish(
     """The outputs of a run whose trials are done, and its outcome (printed by ``show``
     unless ``summary`` is off: a run that stopped on an error says that instead)."""
     results.write_outputs(study, out)
-    test_acc = results.evaluate_best(study, out, data)
-    write_report(study, out)
     best = results.best_trial(study)
+    if best is not None and "report_value" in best.user_attrs:  # a table search
+        test_acc, test_metric = best.user_attrs["report_value"], best.user_attrs["report_metric"]
+    else:
+        test_acc, test_metric = results.evaluate_best(study, out, data), "test accuracy"
+    write_report(study, out)
     outcome = SearchOutcome(
         out=out,
         study_name=study.study_name,
@@ -75,6 +81,7 @@ def finish(
         best_values=tuple(best.values) if best else None,
         test_acc=test_acc,
         finished=count_finished(study),
+        test_metric=test_metric,
         elapsed_s=time.perf_counter() - started,
     )
     if summary:
@@ -170,14 +177,29 @@ def check_table(space: SearchSpace) -> None:
     except SpecError as e:
         raise space.locate(e) from None
     try:
+        key = tables.make_key(evaluate.key, space.sample(FirstSource()).params)
         table = tables.load_table(
             tables.resolve_table_path(evaluate.table, space.file),
             evaluate.metric,
             evaluate.key_column,
+            evaluate.seed_column,
         )
-        table.score(tables.make_key(evaluate.key, space.sample(FirstSource()).params))
+        table.score(key)
     except tables.TableError as e:
         raise space.error(str(e), ("search", "evaluate")) from None
+    report = evaluate.report
+    if report is None:
+        return
+    try:
+        tables.load_table(
+            tables.resolve_table_path(report.table or evaluate.table, space.file),
+            report.metric,
+            evaluate.key_column,
+            evaluate.seed_column,
+        ).mean(key)
+    except tables.TableError as e:
+        message = str(e).removeprefix("search.evaluate.metric: ")
+        raise space.error(message, ("search", "evaluate", "report", "metric")) from None
 
 
 def data_info(space: SearchSpace, data: DataHandle) -> DataInfo:

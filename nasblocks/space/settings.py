@@ -140,6 +140,12 @@ class SamplerSettings(_Model):
     tournament_size: int | None = Field(
         None, ge=1, description="evolution: population members drawn per tournament (default 3)."
     )
+    restart: Literal["random", "perturb"] = Field(
+        "random",
+        description="local_search, at a local optimum: climb again from a random "
+        "architecture (White et al. 2021), or from the best one found with two random moves "
+        "(iterated local search, Lourenco et al. 2003).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -175,6 +181,17 @@ class PrunerSettings(_Model):
         return {"name": v} if isinstance(v, str) else v
 
 
+class ReportedMetric(_Model):
+    """The column reported for the best architecture, joined on the same key."""
+
+    table: str | None = Field(
+        None,
+        description="CSV file (relative to the space file, else to the working "
+        "directory); default: the searched table.",
+    )
+    metric: str = Field(min_length=1, description="The column reported (e.g. test_acc).")
+
+
 class Evaluation(_Model):
     """Look trials up in a table of trained architectures instead of training them
     (a tabular benchmark such as NAS-Bench-201); see :mod:`nasblocks.search.evaluators.table`."""
@@ -191,6 +208,19 @@ class Evaluation(_Model):
         "named name (its label, for a choice).",
     )
     key_column: str = Field("arch", min_length=1, description="The column holding the keys.")
+    seed_column: str = Field(
+        "seed",
+        min_length=1,
+        description="Where the table has this column, an architecture may have one row per "
+        "training run; a query reads one run, chosen from the search seed and the "
+        "architecture (the same every time; another --seed, another run).",
+    )
+    report: ReportedMetric | None = Field(
+        None,
+        description="What is reported for the best, apart from what the sampler sees: the "
+        "benchmark's protocol searches validation accuracy and reports test accuracy. "
+        "Default: the searched table and metric.",
+    )
 
 
 class SupernetSettings(_Model):

@@ -94,6 +94,25 @@ def test_restarts_from_a_new_random_cell_at_a_local_optimum():
     assert cell(restart) not in {cell(t) for t in study.trials[:5]}
 
 
+def test_a_perturbed_restart_starts_two_moves_from_the_best_cell():
+    """Iterated local search: at a local optimum the next run starts from the best cell found,
+    ``kicks`` random one-parameter moves away, never a cell already evaluated."""
+
+    def objective(trial):
+        for n in "abcd":
+            trial.suggest_categorical(n, ["w", "x", "y", "z"])
+        return 100.0 if trial.number == 0 else 0.0  # trial 0 is a local optimum
+
+    study = study_of(LocalSearchSampler(n_startup_trials=1, seed=3, restart="perturb"))
+    study.optimize(objective, n_trials=14)  # the start, its 12 neighbours, the restart
+    start, restart = study.trials[0], study.trials[13]
+    assert restart.system_attrs[RUN_KEY] == 1 and CENTER_KEY not in restart.system_attrs
+    assert sum(restart.params[n] != start.params[n] for n in "abcd") == 2
+    assert cell(restart) not in {cell(t) for t in study.trials[:13]}
+    with pytest.raises(ValueError, match="restart is 'random' or 'perturb'"):
+        LocalSearchSampler(restart="anneal")
+
+
 def test_running_trials_are_never_proposed_twice_even_from_another_sampler():
     storage = InMemoryStorage()
     study = study_of(LocalSearchSampler(n_startup_trials=3, seed=0), storage, "s")

@@ -15,11 +15,20 @@ is searched without training: each trial builds its key by putting the sampled v
 and looks the row up. The key template is plain text substitution, never evaluated.
 An architecture missing from the table is an error that stops the search: the space and
 the table disagree, and no score would be honest.
+
+Real evaluations are noisy: a table with a ``seed`` column (``seed_column``) may hold one row
+per training run of an architecture, and a query reads one of them, chosen from the search
+seed and the key (:func:`run_index`): asking again gives the same run, as the same training
+would, and another ``--seed`` may give another. What is *reported* for the best is apart
+from what the sampler sees (``report: {table, metric}``, joined on the same key, the mean
+over its runs): NAS-Bench-201's protocol searches validation accuracy and reports test
+accuracy, so that no number selected on the test set is published.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -30,7 +39,7 @@ from typing import Any
 from nasblocks.errors import SearchError, SpecError
 
 FIELD = re.compile(r"\{([^{}]+)\}")
-_CACHE: dict[tuple[str, float, str, str], Table] = {}
+_CACHE: dict[tuple[str, float, str, str, str], Table] = {}
 
 
 class TableError(SearchError):
@@ -39,19 +48,19 @@ class TableError(SearchError):
 
 @dataclass(frozen=True)
 class Table:
-    """One metric of a CSV, by key."""
+    """One metric of a CSV, by key: one value per training run (ordered by seed)."""
 
     path: Path
     metric: str
     key_column: str
-    scores: Mapping[str, float]
+    runs: Mapping[str, tuple[float, ...]]
 
     def __len__(self) -> int:
-        return len(self.scores)
+        return len(self.runs)
 
-    def score(self, key: str) -> float:
+    def values(self, key: str) -> tuple[float, ...]:
         try:
-            return self.scores[key]
+            return self.runs[key]
         except KeyError:
             raise TableError(
                 f"architecture {key!r} is not in {self.path} "
@@ -59,8 +68,31 @@ class Table:
                 "the space's choices or search.evaluate.key do not match the table"
             ) from None
 
+    def score(self, key: str, seed: int = 0) -> float:
+        """One run's value: the run :func:`run_index` picks for ``seed`` and ``key``."""
+        runs = self.values(key)
+        return runs[run_index(key, seed, len(runs))]
+
+    def mean(self, key: str) -> float:
+        runs = self.values(key)
+        return sum(runs) / len(runs)
+
     def best(self) -> float:
-        return max(self.scores.values())
+        """The highest mean over runs."""
+        return max(sum(r) / len(r) for r in self.runs.values())
+
+    @property
+    def several_runs(self) -> bool:
+        return any(len(r) > 1 for r in self.runs.values())
+
+
+def run_index(key: str, seed: int, runs: int) -> int:
+    """Which of an architecture's ``runs`` a search with ``seed`` reads: a hash of both (the
+    same in every process and Python version), so a query asked again reads the same run."""
+    if runs <= 1:
+        return 0
+    digest = hashlib.blake2b(f"{seed}\x00{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % runs
 
 
 def resolve_table_path(table: str, space_file: str | None) -> Path:
@@ -73,17 +105,18 @@ def resolve_table_path(table: str, space_file: str | None) -> Path:
     return path
 
 
-def load_table(path: Path, metric: str, key_column: str) -> Table:
-    """Read (once per process and file version) ``metric`` by ``key_column``."""
+def load_table(path: Path, metric: str, key_column: str, seed_column: str = "seed") -> Table:
+    """Read (once per process and file version) ``metric`` by ``key_column``; where the
+    table has ``seed_column``, an architecture may have a row per run (ordered by seed)."""
     try:
         stamp = path.stat().st_mtime
     except OSError as e:
         raise TableError(f"cannot read the table {path}: {e.strerror or e}") from None
-    cache_key = (str(path.resolve()), stamp, metric, key_column)
+    cache_key = (str(path.resolve()), stamp, metric, key_column, seed_column)
     cached = _CACHE.get(cache_key)
     if cached is not None:
         return cached
-    scores: dict[str, float] = {}
+    found: dict[str, dict[str, float]] = {}
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
@@ -94,6 +127,7 @@ def load_table(path: Path, metric: str, key_column: str) -> Table:
                         f"search.evaluate.{what}: {path} has no column {name!r}; "
                         f"its columns: {', '.join(columns) or 'none'}"
                     )
+            seeded = seed_column in columns
             for line, row in enumerate(reader, start=2):
                 key, text = row[key_column], row[metric]
                 try:
@@ -104,18 +138,32 @@ def load_table(path: Path, metric: str, key_column: str) -> Table:
                     ) from None
                 if not math.isfinite(value):
                     raise TableError(f"{path}:{line}: {metric} is {text!r}, not a finite number")
-                if key in scores:
-                    raise TableError(f"{path}:{line}: the key {key!r} appears twice")
-                scores[key] = value
+                run = row[seed_column] if seeded else ""
+                runs = found.setdefault(key, {})
+                if run in runs:
+                    twice = f"the key {key!r}" + (f" with {seed_column} {run!r}" if seeded else "")
+                    raise TableError(f"{path}:{line}: {twice} appears twice")
+                runs[run] = value
     except UnicodeDecodeError:
         raise TableError(f"{path} is not a UTF-8 CSV file") from None
     except OSError as e:
         raise TableError(f"cannot read the table {path}: {e.strerror or e}") from None
-    if not scores:
+    if not found:
         raise TableError(f"the table {path} has no rows")
-    table = Table(path, metric, key_column, scores)
+    ordered = {
+        key: tuple(runs[r] for r in sorted(runs, key=_seed_order)) for key, runs in found.items()
+    }
+    table = Table(path, metric, key_column, ordered)
     _CACHE[cache_key] = table
     return table
+
+
+def _seed_order(seed: str) -> tuple[int, float | str]:
+    """Seeds in numeric order where they are numbers (``10`` after ``9``)."""
+    try:
+        return (0, float(seed))
+    except ValueError:
+        return (1, seed)
 
 
 def key_fields(template: str) -> list[str]:

@@ -176,7 +176,8 @@ class Progress:
         if best is not None:
             lines.append(f"best: {describe(best)}")
         if outcome.test_acc is not None:
-            lines.append(f"test accuracy of the best: {outcome.test_acc:.4f}")
+            what = getattr(outcome, "test_metric", "test accuracy")
+            lines.append(f"{what} of the best: {outcome.test_acc:.4f}")
         lines.append(f"results: {outcome.out}/report.md, {outcome.out}/best.yaml")
         for line in lines:
             self._print(line)

@@ -118,6 +118,12 @@ def _overview(study: optuna.Study, trials: list[FrozenTrial], run: dict) -> list
     data = f"Data: {study.user_attrs.get('dataset', '?')}"
     if table is not None:
         data = f"Evaluation: `{score}` looked up in `{table}` (no training)"
+        report = (settings.get("evaluate") or {}).get("report") or {}
+        if report:
+            data += (
+                f"; reported for the best: `{report['metric']}` of "
+                f"`{report.get('table') or table}` (the search never saw it)"
+            )
     out = [
         f"- Space: `{run.get('space') or study.user_attrs.get('space', '?')}`",
         f"- {data}",
@@ -134,6 +140,23 @@ def _overview(study: optuna.Study, trials: list[FrozenTrial], run: dict) -> list
     return out
 
 
+def _table_lines(out: Path, a: dict) -> list[str]:
+    """A table search's best: its key, the value searched and the value reported."""
+    lines = [f"- Table key: `{a['table_key']}`"]
+    evaluate = (_run_info(out).get("settings") or {}).get("evaluate") or {}
+    searched = f"{a.get('metric', 'the metric')} {a['val_acc']:.4f}"
+    if a.get("table_run") is not None:
+        searched += f" (its training run {a['table_run'] + 1}, by seed)"
+    if a.get("report_value") is not None:
+        report = evaluate.get("report") or {}
+        where = Path(report.get("table") or evaluate.get("table") or "the table").name
+        lines.append(
+            f"- Reported: {a['report_metric']} **{a['report_value']:.4f}** ({where}, the mean "
+            f"over its runs); the search saw {searched}"
+        )
+    return lines
+
+
 def _best_section(study: optuna.Study, best: FrozenTrial | None, out: Path) -> list[str]:
     if best is None:
         return ["## Best architecture", "", "No trial completed yet.", ""]
@@ -146,7 +169,7 @@ def _best_section(study: optuna.Study, best: FrozenTrial | None, out: Path) -> l
             f"({test.get('images', '?')} held-out test images, scored once)"
         )
     elif a.get("table_key") is not None:
-        lines.append(f"- Table key: `{a['table_key']}`")
+        lines += _table_lines(out, a)
     else:
         lines.append("- Test accuracy: not evaluated for this trial")
     weights = "`best.pt`" if (out / "best.pt").is_file() else "not kept"

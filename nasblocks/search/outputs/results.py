@@ -294,6 +294,8 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
         if t.datetime_start and t.datetime_complete:
             row["duration_s"] = round((t.datetime_complete - t.datetime_start).total_seconds(), 3)
         row["spec_hash"] = a.get("spec_hash")
+        if a.get("report_metric") is not None and a["report_metric"] != a.get("metric"):
+            row[f"reported:{a['report_metric']}"] = a.get("report_value")  # a table search
         for key, value in t.params.items():
             row[key if key not in fixed else f"param:{key}"] = value
         rows.append(row)

@@ -73,7 +73,7 @@ def make_sampler(space: SearchSpace, seed: int | None) -> optuna.samplers.BaseSa
                     "local_search needs at least one random start (n_startup_trials >= 1)",
                     ("search", "sampler", "n_startup_trials"),
                 )
-            return LocalSearchSampler(n_startup_trials=startup, seed=seed)
+            return LocalSearchSampler(n_startup_trials=startup, seed=seed, restart=s.restart)
     raise SearchError(f"unknown sampler {s.name!r}")  # pragma: no cover (pydantic checked)
 
 
