@@ -31,11 +31,10 @@ Two protocols (``--protocol``) on the ``table`` landscape:
 - ``test``: the sampler sees the test accuracy itself (``--table``): how well a sampler
   climbs a known landscape, but it selects on the test set.
 - ``val``: the benchmark's protocol. The sampler sees one training run's validation accuracy
-  (``--val-table``: 2 or 3 runs per cell; the run is chosen from the seed and the cell as
-  ``nasblocks.search.table.run_index`` chooses it), the best so far is the cell with the
-  highest validation accuracy seen, and what is reported is that cell's test accuracy.
-
-    nice -n 10 python benchmarks/search_quality.py --seeds 200 --queries 200
+  (``--val-table``: 2 or 3 runs per cell; the run is chosen from the seed and the cell, as
+  ``nasblocks.search.evaluators.table.run_index`` chooses it), the best so far is the cell
+  with the highest validation accuracy seen, and what is reported is that cell's test
+  accuracy.
 """
 
 from __future__ import annotations
@@ -152,7 +151,7 @@ _VAL: dict[Cell, tuple[str, tuple[float, ...]]] = {}  # cell -> (arch string, ru
 
 
 def load_val_table(path: Path) -> dict[Cell, tuple[str, tuple[float, ...]]]:
-    from nasblocks.search.table import load_table as nasblocks_table
+    from nasblocks.search.evaluators.table import load_table as nasblocks_table
 
     table = nasblocks_table(path, "val_acc", "arch", "seed")
     return {parse_arch(arch): (arch, runs) for arch, runs in table.runs.items()}
@@ -167,7 +166,7 @@ def _init(path: Path, val_path: Path | None = None) -> None:
 
 def one_run(cell: Cell, seed: int) -> float:
     """The validation accuracy a search with ``seed`` reads for ``cell`` (one run)."""
-    from nasblocks.search.table import run_index
+    from nasblocks.search.evaluators.table import run_index
 
     arch, runs = _VAL[cell]
     return runs[run_index(arch, seed, len(runs))]
