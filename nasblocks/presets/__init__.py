@@ -7,6 +7,7 @@ listing needs without validating or building anything (and without torch).
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +29,16 @@ class PresetInfo:
     path: Path
 
 
+def natural_key(name: str) -> list[int | str]:
+    """``resnet101`` -> ``["resnet", 101, ""]``: numbers compare as numbers."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name.lower())]
+
+
 def preset_names(pattern: str | Sequence[str] | None = None) -> list[str]:
-    """Every preset name, sorted; with ``pattern`` (``"resnet*"``, or several), those matching
-    one of them, shell-style as timm's ``list_models`` filters."""
-    names = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+    """Every preset name in natural order (``resnet18`` before ``resnet101``, as timm's
+    ``list_models`` sorts); with ``pattern`` (``"resnet*"``, or several), those matching one
+    of them, shell-style as timm's ``list_models`` filters."""
+    names = sorted((p.stem for p in PRESET_DIR.glob("*.yaml")), key=natural_key)
     if pattern is None:
         return names
     patterns = [pattern] if isinstance(pattern, str) else list(pattern)

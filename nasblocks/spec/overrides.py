@@ -25,6 +25,11 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     return key.strip(), parsed
 
 
+def _kind(value: Any) -> str:
+    name = type(value).__name__
+    return "text" if isinstance(value, str) else f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
 def apply_overrides(raw: dict, overrides: Mapping[str, Any]) -> dict:
     out = copy.deepcopy(raw)
     for dotted, value in overrides.items():
@@ -48,6 +53,17 @@ def apply_overrides(raw: dict, overrides: Mapping[str, Any]) -> dict:
                 node = node[key]
             elif isinstance(node, list) and isinstance(key, int) and -len(node) <= key < len(node):
                 node = node[key]
+            elif depth > 0 and not isinstance(node, list):  # a value the file wrote: blame it
+                raise SpecError(
+                    f"this is {_kind(node)}, so override {dotted!r} cannot reach {key!r} in it",
+                    keys[:depth],
+                )
+            elif depth > 0 and not isinstance(key, int):
+                raise SpecError(
+                    f"this is a list, so override {dotted!r} cannot reach {key!r} in it (a "
+                    "list takes an index)",
+                    keys[:depth],
+                )
             else:
                 raise SpecError(f"override {dotted!r}: nothing at this path", here)
         last = keys[-1]
@@ -58,6 +74,11 @@ def apply_overrides(raw: dict, overrides: Mapping[str, Any]) -> dict:
             and -len(node) <= last < len(node)
         ):
             node[last] = copy.deepcopy(value)
+        elif len(keys) > 1 and not isinstance(node, list):  # a value the file wrote
+            raise SpecError(
+                f"this is {_kind(node)}, so override {dotted!r} cannot reach {last!r} in it",
+                keys[:-1],
+            )
         else:
             raise SpecError(f"override {dotted!r}: nothing at this path", keys)
     return out

@@ -157,6 +157,28 @@ def test_bad_set_overrides_name_the_override(tiny, tmp_path, capsys, assignment,
     nothing_made(tmp_path, out)
 
 
+@pytest.mark.parametrize(
+    ("search_part", "where", "message"),
+    [
+        ("search:\n  - a\n", ":6:1: search: this is a list", "cannot reach 'budget' in it"),
+        ("search:\n  budget: 5\n", ":7:3: search.budget: this is an int", "reach 'epochs'"),
+    ],
+)
+def test_an_override_into_a_value_the_file_wrote_names_the_file(
+    tmp_path, capsys, search_part, where, message
+):
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        "name: x\nlayers:\n  - {conv2d: 8}\n  - {global_avgpool: {flatten: true}}\n"
+        "  - {linear: 10}\n" + search_part
+    )
+    err = fails_in_one_line(
+        ["search", str(space), "--out", str(tmp_path / "out"), "--set", "search.budget.epochs=1"],
+        capsys,
+    )
+    assert err.startswith(f"{space}{where}") and message in err, err
+
+
 # -- spaces -----------------------------------------------------------------------------------
 
 SPACE_CASES = [

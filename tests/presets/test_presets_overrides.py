@@ -116,3 +116,16 @@ def test_every_preset_loads_and_plans_at_its_default_input() -> None:
         assert spec.name == info.name == name
         assert info.source and info.description, name
         assert nasblocks.spec.plan(spec).out_shape[0] == spec.num_classes
+
+
+def test_presets_list_in_natural_order_as_timm_does() -> None:
+    assert preset_names("resnet*")[:7] == [
+        "resnet18",
+        "resnet26d",
+        "resnet34",
+        "resnet50",
+        "resnet50d",
+        "resnet101",
+        "resnet152",
+    ]
+    assert preset_names("vgg1*")[:3] == ["vgg11", "vgg11_bn", "vgg13"]

@@ -155,3 +155,26 @@ def test_history_plot_shows_the_spread_of_completed_trials():
     assert history_limits([]) is None
     lo, hi = history_limits([0.5])
     assert lo < 0.5 < hi and hi - lo < 0.01
+
+
+@pytest.mark.parametrize("xs", [[31_000, 38_000, 45_000], [3_000, 3e6]])
+def test_log_axes_label_a_few_plain_numbers(xs):
+    """The accuracy-against-parameters plot: no 3x10^4 4x10^4 minor labels on top of each
+    other, whatever the range."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nasblocks.search.outputs.report import _log_axis
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    ax.scatter(xs, [0.5] * len(xs))
+    _log_axis(ax)
+    fig.canvas.draw()
+    major = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    minor = [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()]
+    plt.close(fig)
+    assert minor == [] and 3 <= len(major) <= 12 and len(set(major)) == len(major)
+    assert not any("times" in m or "^" in m for m in major), major
+    assert all(m[-1] in "KM" for m in major)

@@ -418,7 +418,7 @@ def _plot_acc_params(
             linewidths=2,
             label=f"best (trial {best.number})",
         )
-    ax.set_xscale("log")
+    _log_axis(ax)
     ax.set_xlabel("parameters")
     ax.set_ylabel("validation accuracy")
     ax.set_title("Accuracy against size")
@@ -426,6 +426,30 @@ def _plot_acc_params(
     ax.legend(loc="lower right")
     _save(fig, path)
     return True
+
+
+def _log_axis(ax: Any) -> None:
+    """A log x axis with a few plain labels (30K, 40K; 1K, 10K, 100K), no minor-tick labels:
+    matplotlib's defaults print 3x10^4 4x10^4 ... on a short range, one on top of the
+    other. Call after the data are drawn (the range decides the ticks)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+    ax.set_xscale("log")
+    low, high = ax.get_xlim()
+    if low > 0 and high / low < 10:  # within a decade: a few evenly spaced ticks
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+    else:
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=8))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _short(v)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _short(value: float) -> str:
+    """1500 -> 1.5K, 2e6 -> 2M, 0.5 -> 0.5."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}"
 
 
 def _plot_pareto(
@@ -460,7 +484,7 @@ def _plot_pareto(
             label="Pareto front",
         )
         if all(t.values[i] > 0 for t in complete):
-            ax.set_xscale("log")
+            _log_axis(ax)
         ax.set_xlabel(names[i])
         ax.set_ylabel("validation accuracy")
         ax.grid(alpha=0.3)
