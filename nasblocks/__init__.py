@@ -37,6 +37,7 @@ __all__ = [
     "block_names",
     "build",
     "create_block",
+    "export_onnx",
     "list_presets",
     "load_spec",
     "preset_names",
@@ -48,6 +49,7 @@ __all__ = [
 
 _LAZY = {
     "build": "nasblocks.builder",
+    "export_onnx": "nasblocks.export",
     "summary": "nasblocks.analysis",
     "preset_names": "nasblocks.presets",
     "list_presets": "nasblocks.presets",
@@ -58,6 +60,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from nasblocks.analysis import summary
     from nasblocks.builder import build
+    from nasblocks.export import export_onnx
     from nasblocks.modules.repvgg import reparameterize
     from nasblocks.presets import list_presets, preset_names
     from nasblocks.search.engine import search

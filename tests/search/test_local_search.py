@@ -96,7 +96,8 @@ def test_restarts_from_a_new_random_cell_at_a_local_optimum():
 
 def test_a_perturbed_restart_starts_two_moves_from_the_best_cell():
     """Iterated local search: at a local optimum the next run starts from the best cell found,
-    ``kicks`` random one-parameter moves away, never a cell already evaluated."""
+    ``kicks`` random one-parameter moves away (the second may move the same parameter again),
+    never a cell already evaluated."""
 
     def objective(trial):
         for n in "abcd":
@@ -107,7 +108,7 @@ def test_a_perturbed_restart_starts_two_moves_from_the_best_cell():
     study.optimize(objective, n_trials=14)  # the start, its 12 neighbours, the restart
     start, restart = study.trials[0], study.trials[13]
     assert restart.system_attrs[RUN_KEY] == 1 and CENTER_KEY not in restart.system_attrs
-    assert sum(restart.params[n] != start.params[n] for n in "abcd") == 2
+    assert 1 <= sum(restart.params[n] != start.params[n] for n in "abcd") <= 2  # two moves
     assert cell(restart) not in {cell(t) for t in study.trials[:13]}
     with pytest.raises(ValueError, match="restart is 'random' or 'perturb'"):
         LocalSearchSampler(restart="anneal")

@@ -440,11 +440,11 @@ def _log_axis(ax: Any) -> None:
         ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
     else:
         ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=8))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _short(v)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _tick(v)))
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def _short(value: float) -> str:
+def _tick(value: float) -> str:
     """1500 -> 1.5K, 2e6 -> 2M, 0.5 -> 0.5."""
     for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
         if abs(value) >= scale:
