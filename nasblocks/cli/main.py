@@ -20,6 +20,7 @@ COMMANDS = (
     "blocks",
     "presets",
     "export",
+    "draw",
     "train",
     "search",
     "report",

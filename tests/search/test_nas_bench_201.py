@@ -152,6 +152,7 @@ def test_a_table_search_finds_good_cells_and_writes_a_buildable_best(tmp_path):
     assert "reported for the best: `test_acc` of `tables/nas_bench_201_cifar10.csv`" in report
     assert f"- Reported: test_acc **{test:.4f}** (nas_bench_201_cifar10.csv" in report
     assert "Table key: `|" in report
+    assert "## Architecture of the best\n" in report and "```mermaid\nflowchart TB\n" in report
     rows = list(csv.DictReader((tmp_path / "trials.csv").open()))
     assert float(rows[best.number]["reported:test_acc"]) == test
 

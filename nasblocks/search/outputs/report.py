@@ -58,6 +58,7 @@ def write_report(study: optuna.Study, out: Path) -> Path:
     lines = [f"# Search report: {study.study_name}", ""]
     lines += _overview(study, trials, run)
     lines += _best_section(study, best, out)
+    lines += _architecture(best)
     lines += supernet_section(out, _save, _figure)
     for title, file in plots:
         lines += [f"## {title}", "", f"![{title}]({file})", ""]
@@ -188,6 +189,30 @@ def _best_section(study: optuna.Study, best: FrozenTrial | None, out: Path) -> l
     lines += ["", "| parameter | value |", "|---|---|"]
     lines += [f"| `{k}` | {_short(v)} |" for k, v in best.params.items()] + [""]
     return lines
+
+
+def _architecture(best: FrozenTrial | None) -> list[str]:
+    """The best drawn (a Mermaid block: GitHub, GitLab and VS Code render it)."""
+    spec = best.user_attrs.get("spec") if best is not None else None
+    if not spec:
+        return []
+    from nasblocks.draw import mermaid
+    from nasblocks.spec import load_spec
+
+    try:
+        text = mermaid(load_spec(spec))
+    except Exception:  # a picture never stops the report
+        return []
+    return [
+        "## Architecture of the best",
+        "",
+        "(`nasblocks draw OUT --expand` draws its groups and templates layer by layer.)",
+        "",
+        "```mermaid",
+        text.rstrip("\n"),
+        "```",
+        "",
+    ]
 
 
 def _top_table(complete: list[FrozenTrial], acc_index: int, score: str) -> list[str]:
