@@ -154,6 +154,22 @@ class Job:
         return tables.load_table(path, e.metric, e.key_column, e.seed_column)
 
     @property
+    def objective_tables(self) -> list[Table]:
+        """The tables the objectives besides the score are read from (joined on the key)."""
+        e = self.space.settings.evaluate
+        if e is None:
+            return []
+        return [
+            tables.load_table(
+                tables.resolve_table_path(o.table or e.table, self.space.file),
+                o.metric,
+                e.key_column,
+                e.seed_column,
+            )
+            for o in self.space.settings.table_objectives
+        ]
+
+    @property
     def report_table(self) -> Table | None:
         """The table the best's reported value comes from (``search.evaluate.report``);
         None where it is the searched column itself."""
@@ -288,7 +304,9 @@ def _look_up(sample: Sample, job: Job, table: Table, attrs: dict[str, Any]) -> R
         attrs.update(report_metric=reported.metric, report_value=reported.mean(key))
     else:
         attrs.update(report_metric=table.metric, report_value=table.mean(key))
-    return Result(Status.COMPLETE, attrs, [runs[run]])
+    costs = {t.metric: t.mean(key) for t in job.objective_tables}
+    values = objective_values(job.space.settings.directions(), runs[run], costs)
+    return Result(Status.COMPLETE, attrs, values, costs)
 
 
 def _reuse(

@@ -136,14 +136,21 @@ def check_input(space: SearchSpace, info: DataInfo) -> None:
         )
 
 
+def _objective_index(space: SearchSpace, metric: str) -> int:
+    return [m for m, _ in space.settings.directions()].index(metric)
+
+
 def table_info(space: SearchSpace) -> DataInfo:
     """A table space's input and classes: written in the space (no data is loaded)."""
     from nasblocks.space.nodes import contains_node
 
     settings = space.settings
-    if settings.multi_objective:
+    tabled = {o.metric for o in settings.table_objectives}
+    built = [m for m, _ in settings.directions() if m != "val_acc" and m not in tabled]
+    if built:
         raise space.error(
-            "table evaluation searches the table's metric alone; objectives: [val_acc]",
+            f"table evaluation builds no network, so it has no {built[0]}; read costs from a "
+            "table: objectives: [val_acc, {metric: COLUMN, table: FILE}]",
             ("search", "objectives"),
         )
     limits = settings.constraints
@@ -187,6 +194,18 @@ def check_table(space: SearchSpace) -> None:
         table.score(key)
     except tables.TableError as e:
         raise space.error(str(e), ("search", "evaluate")) from None
+    for objective in space.settings.table_objectives:
+        try:
+            tables.load_table(
+                tables.resolve_table_path(objective.table or evaluate.table, space.file),
+                objective.metric,
+                evaluate.key_column,
+                evaluate.seed_column,
+            ).mean(key)
+        except tables.TableError as e:
+            message = str(e).removeprefix("search.evaluate.metric: ")
+            where = ("search", "objectives", _objective_index(space, objective.metric))
+            raise space.error(message, where) from None
     report = evaluate.report
     if report is None:
         return

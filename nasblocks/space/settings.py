@@ -15,7 +15,7 @@ SamplerName = Literal["tpe", "random", "nsga2", "grid", "evolution", "local_sear
 PrunerName = Literal["none", "median", "successive_halving", "hyperband"]
 Metric = Literal["val_acc", "params", "flops", "latency_ms"]
 Direction = Literal["maximize", "minimize"]
-_VAL_ACC: list[Metric] = ["val_acc"]  # the default objectives (pydantic copies it per model)
+_VAL_ACC: Any = ["val_acc"]  # the default objectives (pydantic copies it per model)
 
 MAX_SEED = 2**32 - 1  # Optuna's samplers are seeded through numpy: 0 .. 2**32 - 1
 
@@ -25,6 +25,10 @@ DIRECTIONS: dict[str, Direction] = {
     "flops": "minimize",
     "latency_ms": "minimize",
 }
+
+
+def _name(objective: Any) -> str:
+    return objective.metric if isinstance(objective, TableObjective) else str(objective)
 
 
 class _Model(BaseModel):
@@ -95,6 +99,19 @@ class Budget(_Model):
         None, gt=0, description="Stop starting trials after this many seconds of this run."
     )
     epochs: int = Field(3, ge=1, description="Epochs per trial (train.epochs overrides).")
+
+
+class TableObjective(_Model):
+    """An objective read from a table column, joined on ``search.evaluate``'s key: latency on
+    a device, energy, size (a table search only). Its name is the column's."""
+
+    metric: str = Field(min_length=1, description="The column (e.g. pixel3_ms).")
+    table: str | None = Field(
+        None,
+        description="CSV file (relative to the space file, else to the working directory); "
+        "default: the searched table.",
+    )
+    direction: Direction = Field("minimize", description="minimize (a cost) or maximize.")
 
 
 class Constraints(_Model):
@@ -304,11 +321,17 @@ class SearchSettings(_Model):
         description="One-shot search: trials scored by a weight-sharing supernet "
         "(see SupernetSettings).",
     )
-    objectives: list[Metric] | dict[Metric, Direction] = Field(
+    objectives: list[Metric | TableObjective] | dict[Metric, Direction] = Field(
         _VAL_ACC,
         description="What to optimise: val_acc alone, or with params / flops / "
         "latency_ms for a multi-objective search (a list uses natural directions; a mapping "
-        "gives them).",
+        "gives them). In a table search, {metric: COLUMN, table: FILE, direction: minimize} "
+        "reads an objective from a table joined on the key (latency on a device, say).",
+    )
+    reference_point: dict[str, float] | None = Field(
+        None,
+        description="Multi-objective: the point the Pareto front's hypervolume is measured "
+        "from, by objective name (default: the median of each objective over the trials).",
     )
     constraints: Constraints = Field(default_factory=Constraints, description=Constraints.__doc__)
     latency: LatencySettings = Field(
@@ -344,7 +367,7 @@ class SearchSettings(_Model):
     @field_validator("objectives")
     @classmethod
     def _objectives(cls, v: list | dict) -> list | dict:
-        names = list(v)
+        names = list(v) if isinstance(v, dict) else [_name(o) for o in v]
         if not names:
             raise ValueError("give at least one objective")
         if len(set(names)) != len(names):
@@ -357,7 +380,17 @@ class SearchSettings(_Model):
         """``[(metric, direction), ...]`` in objective order."""
         if isinstance(self.objectives, dict):
             return list(self.objectives.items())
-        return [(m, DIRECTIONS[m]) for m in self.objectives]
+        return [
+            (o.metric, o.direction) if isinstance(o, TableObjective) else (o, DIRECTIONS[o])
+            for o in self.objectives
+        ]
+
+    @property
+    def table_objectives(self) -> list[TableObjective]:
+        """The objectives read from table columns (a table search's)."""
+        if isinstance(self.objectives, dict):
+            return []
+        return [o for o in self.objectives if isinstance(o, TableObjective)]
 
     @property
     def multi_objective(self) -> bool:
@@ -365,4 +398,8 @@ class SearchSettings(_Model):
 
     @property
     def needs_latency(self) -> bool:
-        return "latency_ms" in self.objectives or self.constraints.max_latency_ms is not None
+        names = [m for m, _ in self.directions()]
+        return (
+            "latency_ms" in names
+            and not any(o.metric == "latency_ms" for o in self.table_objectives)
+        ) or self.constraints.max_latency_ms is not None

@@ -68,9 +68,10 @@ def write_report(study: optuna.Study, out: Path) -> Path:
         lines += [
             "## Pareto front",
             "",
-            f"{len(front)} architectures, one file each in `pareto/`:",
+            f"{len(front)} architectures, one file each in `pareto/`, all in `pareto.csv`:",
             "",
         ]
+        lines += _hypervolume(study, complete, front, run)
         lines += _table(front, [f"pareto/trial_{t.number}.yaml" for t in front])
     if importances:
         lines += [
@@ -189,6 +190,24 @@ def _best_section(study: optuna.Study, best: FrozenTrial | None, out: Path) -> l
     lines += ["", "| parameter | value |", "|---|---|"]
     lines += [f"| `{k}` | {_short(v)} |" for k, v in best.params.items()] + [""]
     return lines
+
+
+def _hypervolume(
+    study: optuna.Study, complete: list[FrozenTrial], front: list[FrozenTrial], run: dict
+) -> list[str]:
+    """The front's hypervolume and the reference point it is measured from."""
+    from nasblocks.search.outputs.pareto import hypervolume, reference_point
+
+    names = results.objective_names(study)
+    directions = [d.name.lower() for d in study.directions]
+    given = (run.get("settings") or {}).get("reference_point")
+    point, how = reference_point(complete, names, given)
+    volume = hypervolume([t.values for t in front], point, directions)
+    where = ", ".join(f"{n} {v:.4g}" for n, v in zip(names, point, strict=True))
+    return [
+        f"Hypervolume of the front: **{volume:.4g}**, from the reference point ({where}): {how}.",
+        "",
+    ]
 
 
 def _architecture(best: FrozenTrial | None) -> list[str]:

@@ -374,6 +374,9 @@ def write_outputs(study: optuna.Study, out: Path) -> FrozenTrial | None:
         for old in folder.glob("*.yaml"):  # off the front now
             if old.name not in names:
                 old.unlink(missing_ok=True)
+        from nasblocks.search.outputs.pareto import write_pareto_csv
+
+        write_pareto_csv(front, objective_names(study), out / "pareto.csv")
     return best
 
 
