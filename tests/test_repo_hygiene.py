@@ -51,7 +51,8 @@ def test_ray_and_postgres_are_extras_named_in_their_messages(monkeypatch):
     assert not any(d.startswith("ray") for d in project["dependencies"])
     extras = project["optional-dependencies"]
     assert extras["ray"] == ["ray[tune]>=2.40"] and extras["postgres"] == ["psycopg2-binary>=2.9"]
-    assert "nasblocks[ray,postgres]" in extras["dev"]  # make install: everything the README uses
+    assert "nasblocks[ray,postgres,onnx]" in extras["dev"]  # make install: all the README uses
+    assert extras["onnx"] == ["onnx>=1.17", "onnxscript>=0.5", "onnxruntime>=1.20"]
 
     from nasblocks.errors import SearchError
     from nasblocks.search.backends import ray_backend, storage
