@@ -1,7 +1,7 @@
 """A picture of a network: a Mermaid flowchart of its plan.
 
     nasblocks draw experiments/examples/unet_small.yaml -o unet.md
-    nasblocks.draw("resnet18")              # the Mermaid text
+    nasblocks.draw.mermaid("resnet18")      # the Mermaid text
 
 One node per layer, labelled with its name, block and output shape (``x4`` when repeated);
 an edge per input, so skips and branches (U-Net, Inception, the NAS-Bench-201 cell) read as
@@ -32,19 +32,17 @@ def _id(prefix: str, name: str) -> str:
     return prefix + re.sub(r"[^A-Za-z0-9_]", "_", name)
 
 
-def _label(node: Node, expanded: bool) -> str:
+def _label(node: Node) -> str:
     layer = node.layer
     times = f" x{layer.repeat}" if layer.repeat > 1 else ""
     text = f"{layer.name}<br/>{layer.kind}{times}<br/>{_shape(node.out_shape)}"
-    return text.replace('"', "'") + (" (expanded)" if expanded else "")
+    return text.replace('"', "'")
 
 
 class _Graph:
     def __init__(self, expand: bool) -> None:
         self.expand = expand
         self.lines: list[str] = []
-        self.nodes = 0
-        self.edges = 0
 
     def add(self, p: Plan, prefix: str, entry: str, indent: str = "    ") -> str:
         """Draw ``p``'s layers; ``entry`` is the node its INPUT stands for. Returns the id
@@ -61,7 +59,6 @@ class _Graph:
                 )
                 inner_entry = f"{ident}_in"
                 self.lines.append(f'{indent}    {inner_entry}(["in<br/>{_shape(node.in_shape)}"])')
-                self.nodes += 1
                 out = self.add(node.group, f"{ident}__", inner_entry, indent + "    ")
                 self.lines.append(f"{indent}end")
                 for s in sources:
@@ -69,8 +66,7 @@ class _Graph:
                 ids[-1] = out
                 continue
             shape = '["{}"]' if node.group is None else '[["{}"]]'
-            self.lines.append(f"{indent}{ident}{shape.format(_label(node, False))}")
-            self.nodes += 1
+            self.lines.append(f"{indent}{ident}{shape.format(_label(node))}")
             for s in sources:
                 self._edge(s, ident, indent, dashed=node.layer.aux)
         main = [i for i, n in zip(ids, p.nodes, strict=True) if not n.layer.aux]
@@ -78,7 +74,6 @@ class _Graph:
 
     def _edge(self, a: str, b: str, indent: str, dashed: bool = False) -> None:
         self.lines.append(f"{indent}{a} {'-.->' if dashed else '-->'} {b}")
-        self.edges += 1
 
 
 def mermaid(source: Any, *, expand: bool = False, direction: str = "TB") -> str:
@@ -91,7 +86,6 @@ def mermaid(source: Any, *, expand: bool = False, direction: str = "TB") -> str:
     g = _Graph(expand)
     g.lines.append(f"flowchart {direction}")
     g.lines.append(f'    input(["input<br/>{_shape(p.in_shape)}"])')
-    g.nodes += 1
     g.add(p, "n_", "input")
     return "\n".join(g.lines) + "\n"
 
@@ -101,6 +95,3 @@ def counts(text: str) -> tuple[int, int]:
     nodes = sum(1 for line in text.splitlines() if re.match(r"\s*\w+(\[|\(\[)", line))
     edges = sum(1 for line in text.splitlines() if re.search(r"\s(-->|-\.->)\s", line))
     return nodes, edges
-
-
-draw = mermaid

@@ -150,8 +150,7 @@ class Job:
         e = self.space.settings.evaluate
         if e is None:
             return None
-        path = tables.resolve_table_path(e.table, self.space.file)
-        return tables.load_table(path, e.metric, e.key_column, e.seed_column)
+        return tables.load_joined(e, e.metric, None, self.space.file)
 
     @property
     def objective_tables(self) -> list[Table]:
@@ -160,12 +159,7 @@ class Job:
         if e is None:
             return []
         return [
-            tables.load_table(
-                tables.resolve_table_path(o.table or e.table, self.space.file),
-                o.metric,
-                e.key_column,
-                e.seed_column,
-            )
+            tables.load_joined(e, o.metric, o.table, self.space.file)
             for o in self.space.settings.table_objectives
         ]
 
@@ -176,8 +170,7 @@ class Job:
         e = self.space.settings.evaluate
         if e is None or e.report is None:
             return None
-        path = tables.resolve_table_path(e.report.table or e.table, self.space.file)
-        return tables.load_table(path, e.report.metric, e.key_column, e.seed_column)
+        return tables.load_joined(e, e.report.metric, e.report.table, self.space.file)
 
 
 Report = Callable[[int, int, dict[str, float]], "bool | None"]

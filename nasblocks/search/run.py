@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 from pydantic import ValidationError
@@ -185,40 +186,22 @@ def check_table(space: SearchSpace) -> None:
         raise space.locate(e) from None
     try:
         key = tables.make_key(evaluate.key, space.sample(FirstSource()).params)
-        table = tables.load_table(
-            tables.resolve_table_path(evaluate.table, space.file),
-            evaluate.metric,
-            evaluate.key_column,
-            evaluate.seed_column,
-        )
-        table.score(key)
+        tables.load_joined(evaluate, evaluate.metric, None, space.file).score(key)
     except tables.TableError as e:
         raise space.error(str(e), ("search", "evaluate")) from None
-    for objective in space.settings.table_objectives:
+    joined: list[tuple[str, str | None, tuple[Any, ...]]] = [
+        (o.metric, o.table, ("search", "objectives", _objective_index(space, o.metric)))
+        for o in space.settings.table_objectives
+    ]
+    if evaluate.report is not None:
+        report = evaluate.report
+        joined.append((report.metric, report.table, ("search", "evaluate", "report", "metric")))
+    for metric, table, where in joined:
         try:
-            tables.load_table(
-                tables.resolve_table_path(objective.table or evaluate.table, space.file),
-                objective.metric,
-                evaluate.key_column,
-                evaluate.seed_column,
-            ).mean(key)
+            tables.load_joined(evaluate, metric, table, space.file).mean(key)
         except tables.TableError as e:
             message = str(e).removeprefix("search.evaluate.metric: ")
-            where = ("search", "objectives", _objective_index(space, objective.metric))
             raise space.error(message, where) from None
-    report = evaluate.report
-    if report is None:
-        return
-    try:
-        tables.load_table(
-            tables.resolve_table_path(report.table or evaluate.table, space.file),
-            report.metric,
-            evaluate.key_column,
-            evaluate.seed_column,
-        ).mean(key)
-    except tables.TableError as e:
-        message = str(e).removeprefix("search.evaluate.metric: ")
-        raise space.error(message, ("search", "evaluate", "report", "metric")) from None
 
 
 def data_info(space: SearchSpace, data: DataHandle) -> DataInfo:

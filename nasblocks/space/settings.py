@@ -376,6 +376,18 @@ class SearchSettings(_Model):
             raise ValueError("val_acc must be one of the objectives (the others are costs)")
         return v
 
+    @model_validator(mode="after")
+    def _reference(self) -> SearchSettings:
+        given = self.reference_point
+        if given is not None:
+            names = [m for m, _ in self.directions()]
+            if sorted(given) != sorted(names):
+                raise ValueError(
+                    f"reference_point gives {sorted(given)}; it needs one value for each "
+                    f"objective: {names}"
+                )
+        return self
+
     def directions(self) -> list[tuple[str, Direction]]:
         """``[(metric, direction), ...]`` in objective order."""
         if isinstance(self.objectives, dict):

@@ -76,11 +76,14 @@ def test_a_given_reference_point_is_used(tmp_path):
             "search.objectives[1]: ",
         ),
         (["val_acc", "params"], "table evaluation builds no network, so it has no params"),
+        (["val_acc"], "reference_point gives ['val_acc', 'x']; it needs one value for each"),
     ],
 )
 def test_table_objective_mistakes_are_one_located_line(tmp_path, objectives, message):
     with pytest.raises(SpecError) as e:
         over = {"search.objectives": objectives, "search.sampler": "nsga2"}
+        if objectives == ["val_acc"]:
+            over["search.reference_point"] = {"val_acc": 90.0, "x": 1.0}
         search(SPACE, overrides=over, out=tmp_path, progress=False)
     assert str(e.value).startswith(str(SPACE)) and message in str(e.value)
     assert not (tmp_path / "run.json").exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_oneshot_search import trained_whole_and_interrupted
 
 from nasblocks.cli.main import main
 from nasblocks.search import search
@@ -16,7 +17,7 @@ from nasblocks.search.candidate import DataInfo
 from nasblocks.search.outputs.results import load_study
 from nasblocks.space import load_space
 from nasblocks.supernet.gdas import TAU_MAX, TAU_MIN, temperature
-from nasblocks.supernet.training import TrainedSupernet, fixed_training, train_supernet
+from nasblocks.supernet.training import TrainedSupernet, fixed_training
 from nasblocks.train.handle import DataHandle
 
 SPACE = """
@@ -108,18 +109,7 @@ def test_gdas_search_learns_to_avoid_the_zero_op_and_starts_from_its_argmax(tmp_
 def test_an_interrupted_gdas_supernet_resumes_to_the_same_weights_and_logits(tmp_path):
     space, _ = fixed_training(load_space(write(tmp_path)))
     data = DataHandle.from_settings(space.settings.data, 0)
-    whole, _ = train_supernet(space, data, INFO, tmp_path / "a", log=lambda _: None)
-
-    class Stop(Exception):
-        pass
-
-    def stop_after_two(line: str) -> None:
-        if line.startswith("supernet epoch 2/"):
-            raise Stop
-
-    with pytest.raises(Stop):
-        train_supernet(space, data, INFO, tmp_path / "b", log=stop_after_two)
-    resumed, record = train_supernet(space, data, INFO, tmp_path / "b", log=lambda _: None)
+    whole, resumed, record, _ = trained_whole_and_interrupted(space, data, INFO, tmp_path)
     assert len(record["history"]) == 3
     assert whole.architecture is not None and resumed.architecture is not None
     for a, b in zip(

@@ -97,10 +97,9 @@ def test_sandwich_runs_several_paths_a_step(tmp_path):
     assert 0 < record["history"][0]["train_loss"] < 3.0  # finite: four paths, one step
 
 
-def test_an_interrupted_supernet_resumes_to_the_same_weights(tmp_path):
-    space, _ = fixed_training(load_space(write(tmp_path, epochs=3)))
-    data = DataHandle.from_settings(space.settings.data, 0)
-    info = DataInfo((1, 8, 8), 10)
+def trained_whole_and_interrupted(space, data, info, tmp_path: Path):
+    """The supernet trained in one go (in ``a``) and stopped after epoch 2 then resumed (in
+    ``b``); returns both, the resumed run's record and its log lines."""
     whole, _ = train_supernet(space, data, info, tmp_path / "a", log=lambda _: None)
 
     class Stop(Exception):
@@ -114,6 +113,14 @@ def test_an_interrupted_supernet_resumes_to_the_same_weights(tmp_path):
         train_supernet(space, data, info, tmp_path / "b", log=stop_after_two)
     lines: list[str] = []
     resumed, record = train_supernet(space, data, info, tmp_path / "b", log=lines.append)
+    return whole, resumed, record, lines
+
+
+def test_an_interrupted_supernet_resumes_to_the_same_weights(tmp_path):
+    space, _ = fixed_training(load_space(write(tmp_path, epochs=3)))
+    data = DataHandle.from_settings(space.settings.data, 0)
+    info = DataInfo((1, 8, 8), 10)
+    whole, resumed, record, lines = trained_whole_and_interrupted(space, data, info, tmp_path)
     assert lines[0].startswith("supernet: resuming after epoch 2 of 3")
     assert len(record["history"]) == 3
     for a, b in zip(whole.weights, resumed.weights, strict=True):

@@ -158,6 +158,13 @@ def load_table(path: Path, metric: str, key_column: str, seed_column: str = "see
     return table
 
 
+def load_joined(evaluate: Any, metric: str, table: str | None, space_file: str | None) -> Table:
+    """``metric`` of ``table`` (default: the searched one) by ``search.evaluate``'s key and
+    seed columns: the searched table, the reported one, an objective's."""
+    path = resolve_table_path(table or evaluate.table, space_file)
+    return load_table(path, metric, evaluate.key_column, evaluate.seed_column)
+
+
 def _seed_order(seed: str) -> tuple[int, float | str]:
     """Seeds in numeric order where they are numbers (``10`` after ``9``)."""
     try:

@@ -11,15 +11,12 @@ hundred points in two or three objectives a search returns).
 
 from __future__ import annotations
 
-import csv
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from optuna.trial import FrozenTrial
-
-from nasblocks.files import write_atomic
 
 
 def hypervolume(
@@ -53,10 +50,8 @@ def reference_point(
     trials: Sequence[FrozenTrial], names: Sequence[str], given: Mapping[str, float] | None
 ) -> tuple[list[float], str]:
     """The reference point and how it was chosen (for the report)."""
-    if given:
-        missing = [n for n in names if n not in given]
-        if not missing:
-            return [float(given[n]) for n in names], "given (search.reference_point)"
+    if given:  # the settings checked it names every objective
+        return [float(given[n]) for n in names], "given (search.reference_point)"
     values = [t.values for t in trials if t.values is not None]
     point = [statistics.median(v[i] for v in values) for i in range(len(names))]
     return point, f"the median of each objective over the {len(values)} evaluated trials"
@@ -80,15 +75,6 @@ def front_rows(front: Sequence[FrozenTrial], names: Sequence[str]) -> list[dict[
 
 
 def write_pareto_csv(front: Sequence[FrozenTrial], names: Sequence[str], path: Path) -> None:
-    rows = front_rows(front, names)
-    columns: list[str] = []
-    for row in rows:
-        columns += [c for c in row if c not in columns]
+    from nasblocks.search.outputs.results import write_rows_csv
 
-    def write(tmp: Path) -> None:
-        with tmp.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=columns or ["number"], restval="")
-            writer.writeheader()
-            writer.writerows(rows)
-
-    write_atomic(path, write)
+    write_rows_csv(front_rows(front, names), path)

@@ -176,8 +176,7 @@ class Progress:
         if best is not None:
             lines.append(f"best: {describe(best)}")
         if outcome.test_acc is not None:
-            what = getattr(outcome, "test_metric", "test accuracy")
-            lines.append(f"{what} of the best: {outcome.test_acc:.4f}")
+            lines.append(f"{outcome.test_metric} of the best: {outcome.test_acc:.4f}")
         lines.append(f"results: {outcome.out}/report.md, {outcome.out}/best.yaml")
         for line in lines:
             self._print(line)

@@ -57,7 +57,7 @@ def write_report(study: optuna.Study, out: Path) -> Path:
 
     lines = [f"# Search report: {study.study_name}", ""]
     lines += _overview(study, trials, run)
-    lines += _best_section(study, best, out)
+    lines += _best_section(study, best, out, run)
     lines += _architecture(best)
     lines += supernet_section(out, _save, _figure)
     for title, file in plots:
@@ -142,10 +142,10 @@ def _overview(study: optuna.Study, trials: list[FrozenTrial], run: dict) -> list
     return out
 
 
-def _table_lines(out: Path, a: dict) -> list[str]:
+def _table_lines(run: dict, a: dict) -> list[str]:
     """A table search's best: its key, the value searched and the value reported."""
     lines = [f"- Table key: `{a['table_key']}`"]
-    evaluate = (_run_info(out).get("settings") or {}).get("evaluate") or {}
+    evaluate = (run.get("settings") or {}).get("evaluate") or {}
     searched = f"{a.get('metric', 'the metric')} {a['val_acc']:.4f}"
     if a.get("table_run") is not None:
         searched += f" (its training run {a['table_run'] + 1}, by seed)"
@@ -159,7 +159,9 @@ def _table_lines(out: Path, a: dict) -> list[str]:
     return lines
 
 
-def _best_section(study: optuna.Study, best: FrozenTrial | None, out: Path) -> list[str]:
+def _best_section(
+    study: optuna.Study, best: FrozenTrial | None, out: Path, run: dict
+) -> list[str]:
     if best is None:
         return ["## Best architecture", "", "No trial completed yet.", ""]
     a = best.user_attrs
@@ -171,7 +173,7 @@ def _best_section(study: optuna.Study, best: FrozenTrial | None, out: Path) -> l
             f"({test.get('images', '?')} held-out test images, scored once)"
         )
     elif a.get("table_key") is not None:
-        lines += _table_lines(out, a)
+        lines += _table_lines(run, a)
     else:
         lines.append("- Test accuracy: not evaluated for this trial")
     weights = "`best.pt`" if (out / "best.pt").is_file() else "not kept"

@@ -304,6 +304,12 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
 
 def write_trials_csv(study: optuna.Study, path: Path) -> list[dict[str, Any]]:
     rows = trial_rows(study)
+    write_rows_csv(rows, path)
+    return rows
+
+
+def write_rows_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """``rows`` as a CSV file, written whole or not at all; the columns in first-seen order."""
     columns: list[str] = []
     for row in rows:
         columns += [c for c in row if c not in columns]
@@ -315,7 +321,6 @@ def write_trials_csv(study: optuna.Study, path: Path) -> list[dict[str, Any]]:
             writer.writerows(rows)
 
     write_atomic(path, write)
-    return rows
 
 
 def spec_yaml(t: FrozenTrial, header: str) -> str:
