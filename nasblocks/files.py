@@ -14,8 +14,9 @@ import contextlib
 import errno
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from nasblocks.errors import NasBlocksError
 
@@ -112,3 +113,21 @@ def _read_only(path: Path) -> bool:
         return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
     except (OSError, AttributeError):  # pragma: no cover (no statvfs)
         return False
+
+
+def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    """``rows`` as a CSV file with a header, written whole or not at all (:func:`write_atomic`);
+    the columns in first-seen order, a row's missing ones empty."""
+    import csv
+
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns or ["number"], restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    return write_atomic(path, write)

@@ -18,6 +18,8 @@ from typing import Any
 
 from optuna.trial import FrozenTrial
 
+from nasblocks.files import write_csv
+
 
 def hypervolume(
     points: Sequence[Sequence[float]], reference: Sequence[float], directions: Sequence[str]
@@ -75,6 +77,4 @@ def front_rows(front: Sequence[FrozenTrial], names: Sequence[str]) -> list[dict[
 
 
 def write_pareto_csv(front: Sequence[FrozenTrial], names: Sequence[str], path: Path) -> None:
-    from nasblocks.search.outputs.results import write_rows_csv
-
-    write_rows_csv(front_rows(front, names), path)
+    write_csv(front_rows(front, names), path)

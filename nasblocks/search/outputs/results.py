@@ -11,7 +11,6 @@ written atomically (:func:`nasblocks.files.write_atomic`).
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
@@ -24,7 +23,7 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from nasblocks.errors import SearchError
-from nasblocks.files import OutputError, reason, write_atomic
+from nasblocks.files import OutputError, reason, write_atomic, write_csv
 from nasblocks.search import outcomes
 from nasblocks.search.backends.storage import open_storage
 from nasblocks.search.evaluators.trained import evaluate_weights
@@ -304,23 +303,8 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
 
 def write_trials_csv(study: optuna.Study, path: Path) -> list[dict[str, Any]]:
     rows = trial_rows(study)
-    write_rows_csv(rows, path)
+    write_csv(rows, path)
     return rows
-
-
-def write_rows_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    """``rows`` as a CSV file, written whole or not at all; the columns in first-seen order."""
-    columns: list[str] = []
-    for row in rows:
-        columns += [c for c in row if c not in columns]
-
-    def write(tmp: Path) -> None:
-        with tmp.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=columns or ["number"], restval="")
-            writer.writeheader()
-            writer.writerows(rows)
-
-    write_atomic(path, write)
 
 
 def spec_yaml(t: FrozenTrial, header: str) -> str:
